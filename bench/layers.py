@@ -1,0 +1,43 @@
+"""Target-layer specs shared by every method: ``"0.3:0.9"`` (depth fractions), ``"9-26"``, ``"4,8,-3"``."""
+
+from __future__ import annotations
+
+from bench.errors import SteerbenchError
+
+DEFAULT_LAYERS = "0.3:0.9"  # middle-to-late layers, where the journal's honesty signal steered best
+
+
+def _endpoint(token: str, n_layers: int) -> int:
+    """'0.3' is a depth fraction, '-3' or '12' a layer index (negative counts from the end)."""
+    token = token.strip()
+    if "." in token:
+        return int(float(token) * n_layers)
+    index = int(token)
+    return index + n_layers if index < 0 else index
+
+
+def resolve_layers(spec: str, n_layers: int) -> list[int]:
+    def bad() -> SteerbenchError:
+        return SteerbenchError(
+            f"bad layer spec {spec!r} for a {n_layers}-layer model; use 'a:b' with depth fractions or indices (e.g. 0.3:0.9, 0.3:-3), "
+            f"a range 'i-j', or a comma list of indices (negative counts from the end)"
+        )
+
+    spec = str(spec).strip()
+    try:
+        if ":" in spec:
+            lo, hi = (_endpoint(x, n_layers) for x in spec.split(":"))
+            layers = list(range(lo, max(lo + 1, hi)))
+        elif "-" in spec[1:] and "," not in spec:
+            a, b = spec.split("-", 1) if not spec.startswith("-") else (None, None)
+            if a is None:
+                raise ValueError
+            layers = list(range(int(a), int(b) + 1))
+        else:
+            layers = [int(x) for x in spec.split(",")]
+    except ValueError:
+        raise bad() from None
+    layers = sorted({i + n_layers if i < 0 else i for i in layers})
+    if not layers or layers[0] < 0 or layers[-1] >= n_layers:
+        raise bad()
+    return layers

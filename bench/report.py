@@ -1,0 +1,70 @@
+"""The method table of a run, rebuilt from its stored rows alone (no model)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench.stats import MIN_PMASS, summarize
+from bench.store import atomic_write_frame, atomic_write_text
+
+COLUMNS = {
+    "method": "Method", "effect": "Effect", "slope": "Slope", "t": "t", "p": "p",
+    "paired_t": "paired t", "paired_p": "paired p", "rho": "Spearman rho", "nan_rate": "NaN rate",
+    "dnll": "dNLL", "gain": "Norm. gain", "n_dilemmas": "N dilemmas",
+}
+
+
+def load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    rows = pd.read_parquet(run_dir / "rows.parquet")
+    dilemmas = pd.read_parquet(run_dir / "dilemmas.parquet")
+    dilemmas["labels"] = dilemmas["labels"].apply(list)
+    status = json.loads((run_dir / "status.json").read_text())
+    return rows, dilemmas, status
+
+
+def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value: str,
+                 min_pmass: float = MIN_PMASS) -> pd.DataFrame:
+    records = []
+    for method, info in status.items():
+        if method.startswith("_"):
+            continue
+        if info.get("status") != "ok" or method not in set(rows["method"]):
+            records.append({"method": method, "note": f"FAILED: {info.get('reason', 'no rows')}"})
+            continue
+        nll = rows[rows["method"] == method].groupby("coeff")["nll"].first().to_dict()
+        stats = summarize(method, rows, dilemmas, value, nll, min_pmass).as_row()
+        notes = []
+        if info.get("sign") == -1:
+            notes.append("sign flipped")
+        if info.get("unsupported_coeffs"):
+            notes.append("no rows at c=" + ",".join(f"{c:g}" for c in info["unsupported_coeffs"]))
+        stats["note"] = "; ".join(notes)
+        records.append(stats)
+    return pd.DataFrame(records)
+
+
+def format_table(table: pd.DataFrame, value: str, fmt: str = "github") -> str:
+    cols = [c for c in COLUMNS if c in table.columns] + (["note"] if "note" in table.columns else [])
+    shown = table[cols].rename(columns={**COLUMNS, "note": "Note"})
+
+    def cell(x: object) -> object:
+        if isinstance(x, float):
+            return "" if math.isnan(x) else (f"{x:.2e}" if 0 < abs(x) < 1e-3 else f"{x:.3f}")
+        return x
+
+    shown = shown.map(cell)
+    return f"Method table for {value}\n" + tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt=fmt)
+
+
+def write_summary(run_dir: Path, value: str, min_pmass: float = MIN_PMASS) -> str:
+    rows, dilemmas, status = load_run(run_dir)
+    table = method_table(rows, dilemmas, status, value, min_pmass)
+    text = format_table(table, value)
+    atomic_write_frame(run_dir / "summary.csv", table)
+    atomic_write_text(run_dir / "summary.md", text + "\n")
+    return text

@@ -1,0 +1,57 @@
+"""Residual-stream steering vectors, applied through the real ``repeng.ControlModel``.
+
+Shared by every method that adds ``c * direction[layer]`` to decoder-layer outputs (repeng PCA,
+random), so they differ only in their directions, never in how those are applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from repeng import ControlModel, ControlVector
+from safetensors.torch import load_file, save_file
+from transformers import PreTrainedModel
+
+from bench.steering import Steering
+
+
+class ResidualSteering(Steering):
+    def __init__(self, directions: dict[int, np.ndarray], model_type: str, info: dict | None = None):
+        self.directions = {int(k): np.asarray(v, dtype=np.float32) for k, v in directions.items()}
+        self.model_type = model_type
+        self.info = info or {}
+
+    @contextlib.contextmanager
+    def apply(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
+        if coeff == 0:
+            yield model
+            return
+        # ControlModel wraps the decoder layers in place; unwrap restores the original modules.
+        control = ControlModel(model, sorted(self.directions))
+        try:
+            control.set_control(ControlVector(self.model_type, self.directions), coeff)
+            yield model
+        finally:
+            control.reset()
+            control.unwrap()
+
+    def norms(self) -> dict[int, float]:
+        return {k: float(np.linalg.norm(v)) for k, v in self.directions.items()}
+
+    def save(self, path: Path) -> None:
+        save_file({f"layer.{k}": torch.from_numpy(v) for k, v in self.directions.items()}, str(path / "directions.safetensors"))
+        (path / "residual.json").write_text(json.dumps({"model_type": self.model_type, "info": self.info}, indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> "ResidualSteering":
+        meta = json.loads((path / "residual.json").read_text())
+        tensors = load_file(str(path / "directions.safetensors"))
+        return cls({int(k.split(".")[1]): v.numpy() for k, v in tensors.items()}, meta["model_type"], meta["info"])
+
+    def describe(self) -> dict:
+        return {"layers": sorted(self.directions), **self.info}

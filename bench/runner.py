@@ -1,0 +1,223 @@
+"""One benchmark run: fit every method on the honesty pairs, sweep coefficients, store rows.
+
+Work is done once and cached under ``results/<model>/cache/``: fitted artefacts by config hash,
+the c=0 evaluation once per model (shared by every method whose c=0 is the unsteered model), and
+each (steering, coefficient) evaluation chunk. A rerun of a finished run does no forward pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import platform
+import subprocess
+import time
+import traceback
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from bench import report
+from bench.calibration import calibrate_sign, pair_continuations
+from bench.chat import DEFAULT_SYSTEM
+from bench.config import RunConfig, build_options
+from bench.dilemmas import DILEMMA_FILE, VALUES_FILE, Dilemmas, check_target, load_dilemmas, select_subset
+from bench.errors import SteerbenchError
+from bench.evaluator import dilemma_prompts, heldout_nll, yes_no_logratios
+from bench.models import LoadedModel, load_model, model_slug
+from bench.pairs import HonestyPair, make_pairs
+from bench.steering import FitContext, NoSteering, Steering, SteeringMethod
+from bench.store import (atomic_dir, atomic_write_frame, atomic_write_json, check_writable, file_sha256,
+                         read_cached_frame, stable_hash)
+from methods import get_method_class
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("torch", "transformers", "peft", "trl", "repeng", "datasets", "numpy", "pandas", "scipy", "statsmodels")
+
+
+@dataclasses.dataclass
+class Fitted:
+    steering: Steering
+    key: str  # artefact hash: identifies this fitted steering in every cache key
+    sign: int
+    meta: dict
+
+
+class Runner:
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        # Validate everything cheap before any compute: method names and options, output folder.
+        self.method_classes = {name: get_method_class(name) for name in cfg.methods}
+        self.options = {name: build_options(cls, cfg.method_options.get(name, {}))
+                        for name, cls in self.method_classes.items()}
+        unknown_opts = set(cfg.method_options) - set(cfg.methods)
+        for name in unknown_opts:
+            get_method_class(name)  # an unknown name fails with the known list
+            log.warning("options given for %s, which is not in --methods: ignored", name)
+        self.model_dir = Path(cfg.results_dir) / model_slug(cfg.model)
+        check_writable(self.model_dir)
+        self.cache = self.model_dir / "cache"
+        self.run_dir = self.model_dir / (cfg.run_name or f"run-{stable_hash(cfg.identity(), 8)}")
+        self.forward_passes = 0
+        self._fitted: dict[str, Fitted] = {}
+
+    # ----------------------------------------------------------------- set-up
+    def _load(self) -> None:
+        cfg = self.cfg
+        dilemmas = load_dilemmas(cfg.data_dir)
+        check_target(dilemmas, cfg.target)
+        self.dilemmas: Dilemmas = select_subset(dilemmas, cfg.n_dilemmas, cfg.target, cfg.seed)
+        self.loaded: LoadedModel = load_model(cfg.model, cfg.dtype, cfg.device, cfg.trust_remote_code)
+        self.pairs: list[HonestyPair] = make_pairs(self.loaded.tokenizer, cfg.n_pairs, cfg.seed, cfg.suffix_file)
+        self.base_system = DEFAULT_SYSTEM
+        self.pairs_hash = stable_hash([(p.positive, p.negative) for p in self.pairs])
+        self.model_key = {"model": self.loaded.fingerprint, "dtype": str(self.loaded.dtype)}
+        log.info("%d dilemmas (%d rows), %d honesty pairs, coefficients %s",
+                 self.dilemmas.rows["dilemma_idx"].nunique(), len(self.dilemmas.rows), len(self.pairs), cfg.coeffs)
+
+    def _count_forward(self) -> None:
+        self.forward_passes += 1
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, name: str, **overrides: Any) -> Fitted:
+        """Fit a method (or load it from the artefact cache), then calibrate its sign once."""
+        cls = self.method_classes.get(name) or get_method_class(name)
+        options = self.options.get(name) or cls.Options()
+        if overrides:
+            options = dataclasses.replace(options, **overrides)
+        opts = dataclasses.asdict(options)
+        key = stable_hash({"method": name, "options": opts, **self.model_key, "pairs": self.pairs_hash, "seed": self.cfg.seed})
+        if key in self._fitted:
+            return self._fitted[key]
+        method: SteeringMethod = cls(options)
+        folder = self.cache / "artifacts" / f"{name}-{key}"
+        ctx = FitContext(self.loaded, self.pairs, self.cfg.seed, self.cfg.batch_size,
+                         fit_method=lambda other, **o: self.fit(other, **o).steering, log_dir=folder)
+        meta_file = folder / "meta.json"
+        if meta_file.is_file():
+            meta = json.loads(meta_file.read_text())
+            steering = method.load(folder, ctx)
+            log.info("%s: reusing fitted artefacts %s", name, folder.name)
+        else:
+            log.info("%s: fitting on %d honesty pairs", name, len(self.pairs))
+            start = time.perf_counter()
+            steering = method.fit(ctx)
+            meta = {"method": name, "options": opts, "fit_seconds": round(time.perf_counter() - start, 2),
+                    "describe": steering.describe()}
+            if self.cfg.calibrate_sign:
+                cont = pair_continuations(self.loaded, self.pairs, self.cache / "continuations", seed=self.cfg.seed)
+                meta["calibration"] = calibrate_sign(self.loaded, steering, cont, self.base_system, self.cfg.batch_size)
+            else:
+                meta["calibration"] = {"sign": 1, "skipped": True}
+            with atomic_dir(folder) as tmp:
+                steering.save(tmp)
+                atomic_write_json(tmp / "meta.json", meta)
+            steering = method.load(folder, ctx)
+        fitted = Fitted(steering, key, int(meta["calibration"]["sign"]), meta)
+        self._fitted[key] = fitted
+        return fitted
+
+    # ------------------------------------------------------------- evaluating
+    def _eval_chunk(self, steering: Steering, key: str, coeff: float, desc: str) -> pd.DataFrame:
+        """Logratio and pmass for every dilemma row at one effective coefficient (cached)."""
+        system = steering.system_prompt(coeff, self.base_system)
+        prompts = dilemma_prompts(self.loaded.tokenizer, self.dilemmas.rows, system)
+        chunk_key = stable_hash({**self.model_key, "steering": key, "coeff": coeff, "prompts": prompts})
+        path = self.cache / "eval" / f"{chunk_key}.parquet"
+        cached = read_cached_frame(path)
+        if cached is not None:
+            return cached
+        with steering.apply(self.loaded.model, coeff) as steered:
+            lr, pm = yes_no_logratios(steered, self.loaded.tokenizer, prompts, self.cfg.batch_size, desc,
+                                      on_forward=self._count_forward)
+            nll = heldout_nll(steered, self.loaded.tokenizer, system)
+        frame = pd.DataFrame({"idx": self.dilemmas.rows["idx"].to_numpy(), "logratio": lr, "pmass": pm, "nll": nll})
+        atomic_write_frame(path, frame)
+        return frame
+
+    def _method_rows(self, name: str, fitted: Fitted, base: pd.DataFrame) -> list[pd.DataFrame]:
+        chunks = []
+        for coeff in tqdm(self.cfg.coeffs, desc=f"{name} coefficients", leave=False):
+            if not fitted.steering.supports(coeff):
+                log.warning("%s cannot be applied at c=%g (it supports %s): no rows at that coefficient",
+                            name, coeff, fitted.steering.supported_coeffs)
+                self.status[name].setdefault("unsupported_coeffs", []).append(coeff)
+                continue
+            effective = fitted.sign * coeff
+            if coeff == 0 and fitted.steering.c0_is_base:
+                frame, shared = base, True
+            else:
+                frame = self._eval_chunk(fitted.steering, fitted.key, effective, f"{name} c={coeff:+g}")
+                shared = False
+            chunks.append(frame.assign(method=name, coeff=coeff, effective_coeff=effective, shared_c0=shared))
+        return chunks
+
+    def run(self) -> Path:
+        started = time.perf_counter()
+        self._load()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.run_dir / "config.json", dataclasses.asdict(self.cfg))
+        atomic_write_json(self.run_dir / "environment.json", self.environment())
+        self.status: dict[str, dict] = {}
+        log.info("evaluating the unsteered model (c=0, shared by every method)")
+        base = self._eval_chunk(NoSteering(), "base", 0.0, "unsteered c=0")
+        chunks = []
+        for name in self.cfg.methods:
+            self.status[name] = {"status": "ok"}
+            try:
+                fitted = self.fit(name)
+                self.status[name].update(sign=fitted.sign, artefact=fitted.key, meta=fitted.meta)
+                chunks += self._method_rows(name, fitted, base)
+            except SteerbenchError:
+                raise
+            except Exception as exc:  # a broken method must not sink the others: record it loudly
+                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                log.error("METHOD FAILED: %s could not run (%s); it is listed as failed in the table", name, reason)
+                (self.run_dir / f"{name}.error.txt").write_text(traceback.format_exc())
+                self.status[name] = {"status": "failed", "reason": reason}
+        rows = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(
+            columns=["idx", "logratio", "pmass", "nll", "method", "coeff", "effective_coeff", "shared_c0"])
+        rows = rows.merge(self.dilemmas.rows[["idx", "dilemma_idx", "action_type"]], on="idx", how="left")
+        rows["model"] = self.cfg.model
+        cols = ["model", "method", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
+                "logratio", "pmass", "nll", "shared_c0"]
+        rows = rows[cols].sort_values(["method", "coeff", "dilemma_idx", "idx"]).reset_index(drop=True)
+        atomic_write_frame(self.run_dir / "rows.parquet", rows)
+        labels = self.dilemmas.rows[["idx", "dilemma_idx", "action_type", "action", "labels"]]
+        atomic_write_frame(self.run_dir / "dilemmas.parquet", labels)
+        self.status["_run"] = {"forward_passes": self.forward_passes, "wall_seconds": round(time.perf_counter() - started, 1)}
+        atomic_write_json(self.run_dir / "status.json", self.status)
+        table = report.write_summary(self.run_dir, self.cfg.target, self.cfg.min_pmass)
+        print(table)
+        log.info("results in %s (%d forward passes this run)", self.run_dir, self.forward_passes)
+        return self.run_dir
+
+    def environment(self) -> dict:
+        versions = {}
+        for pkg in PACKAGES:
+            try:
+                versions[pkg] = metadata.version(pkg)
+            except metadata.PackageNotFoundError:
+                versions[pkg] = None
+        data_hashes = {}
+        if self.cfg.data_dir:
+            for f in (DILEMMA_FILE, VALUES_FILE):
+                data_hashes[f] = file_sha256(Path(self.cfg.data_dir) / f)
+        try:
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                    text=True, timeout=5).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            commit = None
+        return {"packages": versions, "python": platform.python_version(), "git_commit": commit,
+                "model": {"name": self.loaded.name, "source": self.loaded.source, "fingerprint": self.loaded.fingerprint,
+                          "dtype": str(self.loaded.dtype), "device": str(self.loaded.device)},
+                "data_files_sha256": data_hashes or "hub:" + "kellycyy/daily_dilemmas",
+                "pairs_sha": self.pairs_hash}
+

@@ -1,0 +1,87 @@
+"""The plugin contract: a ``SteeringMethod`` learns from honesty pairs and returns a ``Steering``.
+
+A ``Steering`` makes the model behave steered at a signed coefficient ``c`` (``c=0`` off, ``c>0``
+more honest), either by changing the model inside ``apply`` (hooks, adapters, swapped weights) or
+by changing the system prompt (``system_prompt``). It saves and loads its own artefacts so the
+harness can cache them by config hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, ContextManager, Iterator
+
+from transformers import PreTrainedModel
+
+from bench.models import LoadedModel
+from bench.pairs import HonestyPair
+
+
+@dataclass
+class FitContext:
+    """Everything a method may use while fitting. All methods see the same pairs and seed."""
+
+    loaded: LoadedModel
+    pairs: list[HonestyPair]
+    seed: int
+    batch_size: int
+    # Fit (or load from cache) another registered method, e.g. random borrows repeng's norms.
+    fit_method: Callable[..., "Steering"] = field(repr=False)
+    log_dir: Path | None = None  # where a method may write training curves
+
+
+class Steering(ABC):
+    """A fitted intervention, applied with a signed coefficient."""
+
+    # Coefficients this steering can realise; None means any real number (continuous methods).
+    supported_coeffs: ClassVar[tuple[float, ...] | None] = None
+    # Whether c=0 is exactly the unsteered model, so the shared c=0 evaluation can be reused.
+    c0_is_base: ClassVar[bool] = True
+
+    def apply(self, model: PreTrainedModel, coeff: float) -> ContextManager[PreTrainedModel]:
+        """Context in which ``model`` behaves steered at ``coeff``; yields the model to call."""
+        return contextlib.nullcontext(model)
+
+    def system_prompt(self, coeff: float, base: str | None) -> str | None:
+        """The system message to use at ``coeff``; identical to ``base`` unless the method prompts."""
+        return base
+
+    def supports(self, coeff: float) -> bool:
+        return self.supported_coeffs is None or coeff in self.supported_coeffs
+
+    @abstractmethod
+    def save(self, path: Path) -> None: ...
+
+    def describe(self) -> dict[str, Any]:
+        """Facts recorded with every result (target layers, norms, ...)."""
+        return {}
+
+
+class SteeringMethod(ABC):
+    """A registry entry. Subclasses set ``name``, an ``Options`` dataclass, ``fit`` and ``load``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    @dataclass
+    class Options:
+        pass
+
+    def __init__(self, options: "SteeringMethod.Options | None" = None):
+        self.options = options if options is not None else self.Options()
+
+    @abstractmethod
+    def fit(self, ctx: FitContext) -> Steering: ...
+
+    @abstractmethod
+    def load(self, path: Path, ctx: FitContext) -> Steering: ...
+
+
+class NoSteering(Steering):
+    """The unsteered model: what every method's c=0 is compared against."""
+
+    def save(self, path: Path) -> None:
+        pass

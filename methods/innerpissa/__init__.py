@@ -1,0 +1,101 @@
+"""InnerPiSSA: learnable SVD rotations and singular-value shifts, trained to separate honest from
+dishonest hidden states in the singular vector basis (SPEC.md method 7; journal 2025-11-06/08/13).
+
+Files: ``layer.py`` (the adapted Linear), ``model.py`` (injection, save/load), ``train.py`` (loss).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+from transformers import PreTrainedModel
+
+from bench.layers import resolve_layers
+from bench.models import LoadedModel
+from bench.steering import FitContext, Steering, SteeringMethod
+from bench.store import atomic_write_frame
+from methods.innerpissa.layer import AdapterShape
+from methods.innerpissa.model import InnerPiSSAAdapters, find_targets
+from methods.innerpissa.train import TrainSettings, measurement_basis, train
+
+
+class InnerPiSSASteering(Steering):
+    def __init__(self, adapters: InnerPiSSAAdapters, info: dict, history: list[dict] | None = None):
+        self.adapters, self.info = adapters, info
+        self.history = history  # the training log, present right after fitting
+
+    @contextlib.contextmanager
+    def apply(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
+        with self.adapters.attached(model), self.adapters.coefficient(coeff):
+            yield model
+
+    def save(self, path: Path) -> None:
+        self.adapters.save(path, {"info": self.info})
+        if self.history:
+            atomic_write_frame(path / "loss_curve.csv", pd.DataFrame(self.history))
+
+    def describe(self) -> dict:
+        return self.info
+
+
+class InnerPiSSA(SteeringMethod):
+    name = "innerpissa"
+    description = "SVD adapter: Cayley rotation of V and shift of S, trained contrastively on hidden states"
+
+    @dataclass
+    class Options:
+        rank: int = 16
+        modules: str = "o_proj,down_proj"  # the author's later default; the journal's good runs also used
+        layers: str = "0.3:-3"  # q/k/v/gate/up in middle-to-late layers
+        measure_layer: int = -3  # a few layers before the end: later layers suppress the planning signal
+        rotate_u: bool = False
+        rotate_v: bool = True
+        scale_s: str = "add2"  # add2 | mult | none
+        max_angle: float = 0.3
+        lr: float = 5e-3
+        epochs: int = 2
+        batch_pairs: int = 8
+        loss: str = "margin"  # margin | dpo
+        beta: float = 1.0
+        coherence_margin: float = 0.2
+        coherence_weight: float = 10.0
+        sample_wise_direction: bool = True
+
+    def _plan(self, loaded: LoadedModel) -> tuple[list[str], int, AdapterShape]:
+        o = self.options
+        n = loaded.n_layers
+        layers = resolve_layers(o.layers, n)
+        measure = o.measure_layer + n if o.measure_layer < 0 else o.measure_layer
+        measure = min(max(measure, layers[-1]), n - 1)  # adapters must sit at or before the measurement
+        targets = find_targets(loaded.model, [m.strip() for m in o.modules.split(",")], layers)
+        shape = AdapterShape(rank=o.rank, rotate_u=o.rotate_u, rotate_v=o.rotate_v, scale_s=o.scale_s,
+                             max_angle=o.max_angle)
+        return targets, measure, shape
+
+    def fit(self, ctx: FitContext) -> Steering:
+        o = self.options
+        if o.loss not in ("margin", "dpo"):
+            raise ValueError(f"innerpissa.loss must be margin or dpo, got {o.loss!r}")
+        targets, measure, shape = self._plan(ctx.loaded)
+        adapters = InnerPiSSAAdapters(ctx.loaded.model, targets, shape, seed=ctx.seed)
+        settings = TrainSettings(lr=o.lr, epochs=o.epochs, batch_pairs=o.batch_pairs, loss=o.loss, beta=o.beta,
+                                 coherence_margin=o.coherence_margin, coherence_weight=o.coherence_weight,
+                                 sample_wise_direction=o.sample_wise_direction)
+        basis = measurement_basis(ctx.loaded, measure, o.rank)
+        history = train(ctx.loaded, adapters, ctx.pairs, measure, basis, settings, ctx.seed)
+        info = {"targets": targets, "measure_layer": measure, "n_adapted": len(targets),
+                "final_loss": history[-1]["loss"] if history else None}
+        return InnerPiSSASteering(adapters, info, history)
+
+    def load(self, path: Path, ctx: FitContext) -> Steering:
+        config = json.loads((path / "adapter_config.json").read_text())
+        shape = AdapterShape(**config["shape"])
+        adapters = InnerPiSSAAdapters(ctx.loaded.model, config["targets"], shape, seed=ctx.seed)
+        adapters.load_trained(path)
+        return InnerPiSSASteering(adapters, config["info"])
+

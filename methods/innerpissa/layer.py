@@ -1,0 +1,98 @@
+"""The InnerPiSSA layer: a Linear split into its top-r SVD part and a frozen residual.
+
+``W = U diag(S) V^T + W_res``. With coefficient ``c`` the layer computes
+``y = x @ (V R_v(c)) @ diag(S_c) @ (U R_u(c))^T + x @ W_res^T (+ bias)`` where
+``R(c) = cayley(c * A)``, ``A`` a learnable skew-symmetric matrix soft-bounded elementwise to a
+maximum angle, and ``S_c = S + c * tanh(delta_s)`` (add2, SPEC.md), ``exp(c * delta_s) * S`` (mult)
+or ``S`` (none).
+Cayley rotations are exactly orthogonal and ``R(-c) = R(c)^-1``, so +c and -c are inverse moves.
+At ``c=0`` both rotations are the identity and ``S_c = S``: the layer equals the original ``W``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+SCALE_MODES = ("add2", "mult", "none")
+
+
+@dataclass
+class AdapterShape:
+    rank: int = 16
+    rotate_u: bool = False  # the journal: rotating U was unstable (it changes the residual basis)
+    rotate_v: bool = True
+    scale_s: str = "add2"
+    max_angle: float = 0.3  # radians, soft bound on each entry of the skew generator
+    init_std: float = 1e-3  # small and non-zero: at exactly zero the +-c branches are symmetric
+
+
+def skew(theta: torch.Tensor) -> torch.Tensor:
+    return theta - theta.T
+
+
+def cayley(a: torch.Tensor) -> torch.Tensor:
+    """Orthogonal ``(I - a/2)^-1 (I + a/2)`` for skew-symmetric ``a``."""
+    eye = torch.eye(a.shape[0], dtype=a.dtype, device=a.device)
+    return torch.linalg.solve(eye - a / 2, eye + a / 2)
+
+
+class InnerPiSSALinear(nn.Module):
+    def __init__(self, base: nn.Linear, shape: AdapterShape, generator: torch.Generator | None = None):
+        super().__init__()
+        if shape.scale_s not in SCALE_MODES:
+            raise ValueError(f"scale_s must be one of {SCALE_MODES}, got {shape.scale_s!r}")
+        self.shape = shape
+        self.in_features, self.out_features = base.in_features, base.out_features
+        weight = base.weight.detach().float()
+        r = min(shape.rank, *weight.shape)
+        u, s, vh = torch.linalg.svd(weight, full_matrices=False)
+        u, s, v = u[:, :r], s[:r], vh[:r].T
+        dtype = base.weight.dtype
+        # Frozen buffers in fp32 for the low-rank path (it is tiny), the residual in the model dtype.
+        self.register_buffer("u", u.contiguous())
+        self.register_buffer("s", s.contiguous())
+        self.register_buffer("v", v.contiguous())
+        self.register_buffer("w_res", (weight - u @ torch.diag(s) @ v.T).to(dtype))
+        self.register_buffer("bias", None if base.bias is None else base.bias.detach().clone())
+        init = lambda *size: nn.Parameter(torch.randn(*size, generator=generator) * shape.init_std)  # noqa: E731
+        self.theta_v = init(r, r) if shape.rotate_v else None
+        self.theta_u = init(r, r) if shape.rotate_u else None
+        self.delta_s = init(r) if shape.scale_s != "none" else None
+        self.coeff = 0.0
+
+    def generator(self, theta: torch.Tensor) -> torch.Tensor:
+        a = skew(theta)
+        return self.shape.max_angle * torch.tanh(a / self.shape.max_angle)
+
+    def rotation(self, theta: torch.Tensor | None, coeff: float) -> torch.Tensor | None:
+        if theta is None or coeff == 0:
+            return None
+        return cayley(coeff * self.generator(theta))
+
+    def scaled_s(self, coeff: float) -> torch.Tensor:
+        if self.delta_s is None or coeff == 0:
+            return self.s
+        if self.shape.scale_s == "add2":
+            return self.s + coeff * torch.tanh(self.delta_s)
+        return torch.exp(coeff * self.delta_s) * self.s
+
+    def low_rank_factors(self, coeff: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(U_c, S_c, V_c) so that the low-rank part is ``U_c diag(S_c) V_c^T``."""
+        rv, ru = self.rotation(self.theta_v, coeff), self.rotation(self.theta_u, coeff)
+        v = self.v if rv is None else self.v @ rv
+        u = self.u if ru is None else self.u @ ru
+        return u, self.scaled_s(coeff), v
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, s, v = self.low_rank_factors(self.coeff)
+        low = ((x.float() @ v) * s) @ u.T
+        y = torch.nn.functional.linear(x, self.w_res, self.bias) + low.to(x.dtype)
+        return y
+
+    def merged_weight(self, coeff: float) -> torch.Tensor:
+        """The dense weight this layer computes at ``coeff`` (for merging and tests)."""
+        u, s, v = self.low_rank_factors(coeff)
+        return self.w_res.float() + u @ torch.diag(s) @ v.T

@@ -1,0 +1,34 @@
+"""Random: a seeded random direction per layer, scaled to repeng's norm at that layer. The noise floor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.layers import DEFAULT_LAYERS
+from bench.residual import ResidualSteering
+from bench.steering import FitContext, Steering, SteeringMethod
+
+
+class RandomVector(SteeringMethod):
+    name = "random"
+    description = "random direction per layer with repeng's per-layer norm (noise floor)"
+
+    @dataclass
+    class Options:
+        layers: str = DEFAULT_LAYERS
+
+    def fit(self, ctx: FitContext) -> Steering:
+        # Same layers as repeng, and repeng's norm per layer, so only the direction differs.
+        reference: ResidualSteering = ctx.fit_method("repeng", layers=self.options.layers)
+        rng = np.random.default_rng(ctx.seed)
+        directions = {}
+        for layer, norm in sorted(reference.norms().items()):
+            v = rng.standard_normal(reference.directions[layer].shape[0])
+            directions[layer] = (v / np.linalg.norm(v) * norm).astype(np.float32)
+        return ResidualSteering(directions, reference.model_type, {"scaled_to": "repeng per-layer norm"})
+
+    def load(self, path: Path, ctx: FitContext) -> Steering:
+        return ResidualSteering.load(path)

@@ -1,0 +1,45 @@
+"""repeng PCA: the real ``repeng`` library's ``ControlVector.train`` on the honesty pairs.
+
+Boundary adaptation (repeng 0.4.0 under transformers 5): repeng tokenizes its batches itself and
+reads the last non-padding token, which is only position-correct with right padding (with left
+padding and no position ids, the padded rows' positions shift). We hand it a right-padding copy
+of the tokenizer; nothing of repeng is re-implemented.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+from repeng import ControlVector, DatasetEntry
+
+from bench.layers import DEFAULT_LAYERS, resolve_layers
+from bench.residual import ResidualSteering
+from bench.steering import FitContext, Steering, SteeringMethod
+
+
+class RepengPCA(SteeringMethod):
+    name = "repeng"
+    description = "repeng ControlVector (PCA of hidden-state differences), added to the residual stream"
+
+    @dataclass
+    class Options:
+        layers: str = DEFAULT_LAYERS
+        method: str = "pca_diff"  # repeng's own options: pca_diff | pca_center
+        batch_size: int = 32
+
+    def fit(self, ctx: FitContext) -> Steering:
+        model, n_layers = ctx.loaded.model, ctx.loaded.n_layers
+        layers = resolve_layers(self.options.layers, n_layers)
+        tokenizer = copy.deepcopy(ctx.loaded.tokenizer)
+        tokenizer.padding_side = "right"
+        dataset = [DatasetEntry(positive=p.positive, negative=p.negative) for p in ctx.pairs]
+        vector = ControlVector.train(
+            model, tokenizer, dataset,
+            hidden_layers=layers, batch_size=self.options.batch_size, method=self.options.method,
+        )
+        return ResidualSteering(vector.directions, vector.model_type, {"repeng_method": self.options.method})
+
+    def load(self, path: Path, ctx: FitContext) -> Steering:
+        return ResidualSteering.load(path)

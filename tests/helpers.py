@@ -1,0 +1,29 @@
+"""Test helpers: a Runner on the tiny model and last-position logits under a steering."""
+
+from __future__ import annotations
+
+import torch
+
+from bench.chat import DEFAULT_SYSTEM
+from bench.config import RunConfig
+from bench.evaluator import dilemma_prompts, encode, left_padded_batches
+from bench.runner import Runner
+
+
+def tiny_runner(tiny_model_dir, data_dir, results_dir, methods=("prompting", "random", "repeng"), **kw) -> Runner:
+    cfg = RunConfig(model=str(tiny_model_dir), methods=list(methods), n_dilemmas=kw.pop("n_dilemmas", 6),
+                    n_pairs=kw.pop("n_pairs", 12), data_dir=str(data_dir), results_dir=str(results_dir),
+                    dtype="fp32", device="cpu", min_pmass=0.0, batch_size=4, **kw)
+    return Runner(cfg)
+
+
+def last_logits(runner: Runner, steering, coeff: float, n_prompts: int = 6) -> torch.Tensor:
+    """Last-position logits of the first dilemma prompts, steered at ``coeff``."""
+    tok = runner.loaded.tokenizer
+    system = steering.system_prompt(coeff, DEFAULT_SYSTEM)
+    prompts = dilemma_prompts(tok, runner.dilemmas.rows.head(n_prompts), system)
+    out = torch.zeros(len(prompts), runner.loaded.model.config.vocab_size)
+    with steering.apply(runner.loaded.model, coeff) as model, torch.inference_mode():
+        for idx, batch in left_padded_batches(encode(tok, prompts), 4, tok.pad_token_id, torch.device("cpu")):
+            out[idx] = model(**batch, logits_to_keep=1).logits[:, -1].float()
+    return out

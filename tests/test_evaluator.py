@@ -1,0 +1,58 @@
+import numpy as np
+import torch
+
+from bench.chat import DEFAULT_SYSTEM
+from bench.dilemmas import load_dilemmas
+from bench.evaluator import AnswerTokens, dilemma_prompts, encode, heldout_nll, yes_no_logratios
+
+
+def test_yes_no_variants_are_single_tokens(tiny):
+    ans = AnswerTokens.for_tokenizer(tiny.tokenizer)
+    assert len(ans.yes) >= 2 and len(ans.no) >= 2 and not set(ans.yes) & set(ans.no)
+    decoded = {tiny.tokenizer.decode([i]).strip().lower() for i in ans.yes}
+    assert decoded == {"yes"}
+
+
+def test_prompt_is_prefilled_with_my_choice(tiny, small_data_dir):
+    rows = load_dilemmas(small_data_dir).rows
+    prompts = dilemma_prompts(tiny.tokenizer, rows.head(2), DEFAULT_SYSTEM)
+    assert all(p.endswith("<|im_start|>assistant\nMy choice:") for p in prompts)
+    assert rows.iloc[0]["action"] in prompts[0]
+
+
+def test_batch_invariance_fp32(tiny, small_data_dir):
+    rows = load_dilemmas(small_data_dir).rows
+    prompts = dilemma_prompts(tiny.tokenizer, rows, DEFAULT_SYSTEM)
+    lens = {len(tiny.tokenizer(p)["input_ids"]) for p in prompts}
+    assert len(lens) > 3  # real padding happens in the batched run
+    batched, _ = yes_no_logratios(tiny.model, tiny.tokenizer, prompts, batch_size=8)
+    single, _ = yes_no_logratios(tiny.model, tiny.tokenizer, prompts, batch_size=1)
+    np.testing.assert_allclose(batched, single, atol=1e-4)
+
+
+def test_nan_logits_make_the_row_nan(tiny, small_data_dir):
+    rows = load_dilemmas(small_data_dir).rows.head(4)
+    prompts = dilemma_prompts(tiny.tokenizer, rows, DEFAULT_SYSTEM)
+    poisoned_ids = encode(tiny.tokenizer, [prompts[2]])[0]
+    seen = {}
+
+    def remember_ids(module, args, kwargs):
+        seen["ids"] = kwargs["input_ids"][0].tolist()
+
+    def poison(module, args, output):
+        return output * float("nan") if seen["ids"] == poisoned_ids else output
+
+    hooks = [tiny.model.register_forward_pre_hook(remember_ids, with_kwargs=True),
+             tiny.model.lm_head.register_forward_hook(poison)]
+    try:
+        lr, pm = yes_no_logratios(tiny.model, tiny.tokenizer, prompts, batch_size=1)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert np.isnan(lr[2]) and np.isnan(pm[2])
+    assert np.isfinite(lr[[0, 1, 3]]).all()
+
+
+def test_heldout_nll_is_finite_and_positive(tiny):
+    nll = heldout_nll(tiny.model, tiny.tokenizer)
+    assert np.isfinite(nll) and nll > 1.0  # a random model is far from fluent

@@ -1,0 +1,104 @@
+import pandas as pd
+import pytest
+import torch
+
+from bench.steering import NoSteering
+from methods.innerpissa.layer import AdapterShape, InnerPiSSALinear, cayley
+from tests.helpers import last_logits, tiny_runner
+
+
+@pytest.fixture()
+def linear():
+    torch.manual_seed(0)
+    return torch.nn.Linear(32, 48, bias=True)
+
+
+@pytest.mark.parametrize("scale_s", ["add2", "mult", "none"])
+@pytest.mark.parametrize("rotate_u", [False, True])
+def test_c0_layer_equals_original(linear, scale_s, rotate_u):
+    layer = InnerPiSSALinear(linear, AdapterShape(rank=8, rotate_u=rotate_u, scale_s=scale_s))
+    x = torch.randn(5, 32)
+    torch.testing.assert_close(layer(x), linear(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(layer.merged_weight(0.0), linear.weight.detach(), atol=1e-5, rtol=1e-5)
+    layer.coeff = 1.0
+    if scale_s != "none" or rotate_u or layer.theta_v is not None:
+        assert not torch.allclose(layer(x), linear(x), atol=1e-6)
+
+
+def test_rotation_is_orthogonal_and_reversible(linear):
+    layer = InnerPiSSALinear(linear, AdapterShape(rank=8))
+    with torch.no_grad():
+        layer.theta_v.normal_(0, 0.5)
+    a = layer.generator(layer.theta_v)
+    assert a.abs().max() <= 0.3 + 1e-6  # soft-bounded angle
+    r_plus, r_minus = cayley(a), cayley(-a)
+    eye = torch.eye(8)
+    torch.testing.assert_close(r_plus.T @ r_plus, eye, atol=1e-5, rtol=0)
+    torch.testing.assert_close(r_minus @ r_plus, eye, atol=1e-5, rtol=0)
+
+
+def test_low_rank_path_matches_dense_weight(linear):
+    layer = InnerPiSSALinear(linear, AdapterShape(rank=8, rotate_u=True, scale_s="mult", init_std=0.1))
+    x = torch.randn(3, 32)
+    for c in (-1.0, 0.5, 2.0):
+        layer.coeff = c
+        dense = x @ layer.merged_weight(c).T + layer.bias
+        torch.testing.assert_close(layer(x), dense, atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def runner(tiny_model_dir, small_data_dir, tmp_path_factory):
+    r = tiny_runner(tiny_model_dir, small_data_dir, tmp_path_factory.mktemp("ip"), methods=("innerpissa",),
+                    n_pairs=16, method_options={"innerpissa": {"rank": 8, "modules": "o_proj,down_proj,up_proj",
+                                                               "layers": "0,1", "epochs": 3, "lr": 0.02}})
+    r._load()
+    return r
+
+
+def test_c0_reproduces_base_logits(runner):
+    fitted = runner.fit("innerpissa")
+    base = last_logits(runner, NoSteering(), 0.0)
+    torch.testing.assert_close(last_logits(runner, fitted.steering, 0.0), base, atol=1e-4, rtol=1e-4)
+
+
+def test_training_increases_separation_and_steers_both_ways(runner):
+    fitted = runner.fit("innerpissa")
+    curve = pd.read_csv(next((runner.cache / "artifacts").glob("innerpissa-*/loss_curve.csv")))
+    assert {"steer_plus", "coh_plus", "sep_plus", "sep_minus", "loss"} <= set(curve.columns)
+    first, last = curve.iloc[0], curve.iloc[-1]
+    # +1 pushes the separation above the reference, -1 below it, more so after training
+    assert (last["sep_plus"] - last["sep_minus"]) > (first["sep_plus"] - first["sep_minus"])
+    steering = fitted.steering
+    base = last_logits(runner, steering, 0.0)
+    plus = last_logits(runner, steering, 1.0) - base
+    minus = last_logits(runner, steering, -1.0) - base
+    cos = torch.nn.functional.cosine_similarity(plus, minus, dim=-1)
+    assert (cos < 0).all(), cos
+
+
+def test_save_load_round_trip(runner):
+    fitted = runner.fit("innerpissa")
+    folder = next((runner.cache / "artifacts").glob("innerpissa-*"))
+    from methods.innerpissa import InnerPiSSA
+
+    method = InnerPiSSA(runner.options["innerpissa"])
+    loaded = method.load(folder, _ctx(runner))
+    for c in (-1.0, 1.0):
+        torch.testing.assert_close(last_logits(runner, loaded, c), last_logits(runner, fitted.steering, c))
+
+
+def _ctx(runner):
+    from bench.steering import FitContext
+
+    return FitContext(runner.loaded, runner.pairs, runner.cfg.seed, 4, fit_method=None)
+
+
+@pytest.mark.parametrize("options", [
+    {"rotate_u": True}, {"rotate_v": False}, {"scale_s": "mult"}, {"scale_s": "none"},
+    {"loss": "dpo"}, {"sample_wise_direction": False},
+])
+def test_each_ablation_switch_runs(runner, options):
+    fitted = runner.fit("innerpissa", epochs=1, **options)
+    assert fitted.meta["options"] | options == fitted.meta["options"]
+    base = last_logits(runner, fitted.steering, 0.0, n_prompts=2)
+    assert not torch.allclose(last_logits(runner, fitted.steering, 1.0, n_prompts=2), base)

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+
+from bench.errors import SteerbenchError
+from methods import REGISTRY, get_method_class, method_names, parse_method_list
+from tests.helpers import last_logits, tiny_runner
+
+
+def test_registry_discovers_methods():
+    assert {"prompting", "random", "repeng"} <= set(method_names())
+    for name in method_names():
+        cls = get_method_class(name)
+        assert cls.name == name and cls.description
+
+
+def test_unknown_method_lists_known_ones():
+    with pytest.raises(SteerbenchError) as err:
+        parse_method_list("repeng,nope")
+    assert "'nope'" in str(err.value) and all(n in str(err.value) for n in REGISTRY)
+    assert parse_method_list("all") == method_names()
+
+
+@pytest.fixture(scope="module")
+def runner(tiny_model_dir, small_data_dir, tmp_path_factory):
+    r = tiny_runner(tiny_model_dir, small_data_dir, tmp_path_factory.mktemp("res"))
+    r._load()
+    return r
+
+
+@pytest.mark.parametrize("name", ["random", "repeng"])
+def test_residual_methods_move_logits_in_opposite_directions(runner, name):
+    steering = runner.fit(name).steering
+    base = last_logits(runner, steering, 0.0)
+    plus = last_logits(runner, steering, 1.0) - base
+    minus = last_logits(runner, steering, -1.0) - base
+    assert plus.norm() > 1e-3 and minus.norm() > 1e-3
+    cos = torch.nn.functional.cosine_similarity(plus, minus, dim=-1)
+    assert (cos < 0).all(), cos
+    # c=0 leaves the model untouched (the hooks are removed after each use)
+    assert torch.equal(last_logits(runner, steering, 0.0), base)
+
+
+def test_prompting_changes_only_the_system_message(runner):
+    steering = runner.fit("prompting").steering
+    assert steering.system_prompt(0.0, "S") == "S"
+    assert "an honest person" in steering.system_prompt(1.0, "S") and steering.system_prompt(1.0, "S").startswith("S ")
+    assert "a dishonest person" in steering.system_prompt(-1.0, "S")
+    base = last_logits(runner, steering, 0.0)
+    plus, minus = last_logits(runner, steering, 1.0), last_logits(runner, steering, -1.0)
+    assert not torch.allclose(plus, base) and not torch.allclose(minus, base) and not torch.allclose(plus, minus)
+    assert not steering.supports(2.0)
+
+
+def test_random_is_scaled_to_repeng_norms(runner):
+    rep = runner.fit("repeng").steering
+    rnd = runner.fit("random").steering
+    assert sorted(rep.directions) == sorted(rnd.directions)
+    for layer in rep.directions:
+        assert np.linalg.norm(rnd.directions[layer]) == pytest.approx(np.linalg.norm(rep.directions[layer]), rel=1e-5)
+        cos = rep.directions[layer] @ rnd.directions[layer] / np.linalg.norm(rep.directions[layer]) ** 2
+        assert abs(cos) < 0.9  # a different direction
+
+
+def test_repeng_batched_training_matches_one_at_a_time(runner):
+    a = runner.fit("repeng", batch_size=1).steering
+    b = runner.fit("repeng", batch_size=8).steering
+    for layer in a.directions:
+        assert abs(float(a.directions[layer] @ b.directions[layer])) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_sign_calibration_is_recorded(runner):
+    fitted = runner.fit("repeng")
+    cal = fitted.meta["calibration"]
+    assert fitted.sign in (1, -1) and cal["sign"] == fitted.sign
+    assert (cal["pref_plus"] < cal["pref_minus"]) == (fitted.sign == -1)
