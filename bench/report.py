@@ -48,17 +48,25 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
     return pd.DataFrame(records)
 
 
+def cell(x: object, is_p: bool = False) -> object:
+    """3 decimals; p-values below 0.001 in scientific notation; NaN as an empty cell."""
+    if isinstance(x, float):
+        if math.isnan(x):
+            return ""
+        if is_p and x < 1e-3:
+            return f"{x:.1e}"
+        return f"{x:.3f}".replace("-0.000", "0.000")
+    return x
+
+
 def format_table(table: pd.DataFrame, value: str, fmt: str = "github") -> str:
     cols = [c for c in COLUMNS if c in table.columns] + (["note"] if "note" in table.columns else [])
-    shown = table[cols].rename(columns={**COLUMNS, "note": "Note"})
-
-    def cell(x: object) -> object:
-        if isinstance(x, float):
-            return "" if math.isnan(x) else (f"{x:.2e}" if 0 < abs(x) < 1e-3 else f"{x:.3f}")
-        return x
-
-    shown = shown.map(cell)
-    return f"Method table for {value}\n" + tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt=fmt)
+    shown = table[cols].copy()
+    for col in cols:
+        is_p = col in ("p", "paired_p")
+        shown[col] = [cell(x, is_p) for x in shown[col]]
+    shown = shown.rename(columns={**COLUMNS, "note": "Note"})
+    return f"Method table for {value}\n" + tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt=fmt, disable_numparse=True)
 
 
 def write_summary(run_dir: Path, value: str, min_pmass: float = MIN_PMASS) -> str:

@@ -95,7 +95,7 @@ def _ctx(runner):
 
 @pytest.mark.parametrize("options", [
     {"rotate_u": True}, {"rotate_v": False}, {"scale_s": "mult"}, {"scale_s": "none"},
-    {"loss": "dpo"}, {"sample_wise_direction": False},
+    {"loss": "margin"}, {"sample_wise_direction": False},
 ])
 def test_each_ablation_switch_runs(runner, options):
     fitted = runner.fit("innerpissa", epochs=1, **options)

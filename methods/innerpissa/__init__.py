@@ -60,10 +60,10 @@ class InnerPiSSA(SteeringMethod):
         lr: float = 5e-3
         epochs: int = 2
         batch_pairs: int = 8
-        loss: str = "margin"  # margin | dpo
+        loss: str = "dpo"  # dpo | margin (dpo: bounded, stable at high lr in the journal and here)
         beta: float = 1.0
         coherence_margin: float = 0.2
-        coherence_weight: float = 10.0
+        coherence_weight: float = 100.0
         sample_wise_direction: bool = True
 
     def _plan(self, loaded: LoadedModel) -> tuple[list[str], int, AdapterShape]:

@@ -34,10 +34,10 @@ class TrainSettings:
     lr: float = 5e-3
     epochs: int = 2
     batch_pairs: int = 8
-    loss: str = "margin"  # margin | dpo
+    loss: str = "dpo"  # dpo | margin
     beta: float = 1.0  # dpo temperature
     coherence_margin: float = 0.2  # nats per token allowed above the c=0 NLL before the penalty starts
-    coherence_weight: float = 10.0
+    coherence_weight: float = 100.0
     loss_tokens: int = 4  # last tokens of each prompt used for the separation
     nll_tokens: int = 8  # last tokens of each prompt used for the coherence NLL
     sample_wise_direction: bool = True  # False: one dataset-level direction (first PC of the diffs)
