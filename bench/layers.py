@@ -41,3 +41,41 @@ def resolve_layers(spec: str, n_layers: int) -> list[int]:
     if not layers or layers[0] < 0 or layers[-1] >= n_layers:
         raise bad()
     return layers
+
+
+def decoder_layers(model) -> "torch.nn.ModuleList":
+    """The decoder blocks of a Llama/Qwen/Mistral-style causal LM (``model.model.layers``)."""
+    inner = getattr(model, "model", None)
+    if inner is not None and hasattr(inner, "layers"):
+        return inner.layers
+    raise SteerbenchError(f"{type(model).__name__}: expected model.model.layers (Llama/Qwen/Mistral style)")
+
+
+def find_linear_targets(model, module_names: list[str], layers: list[int]) -> list[str]:
+    """Targets ``"<layer>.<path>"`` (e.g. ``"12.mlp.down_proj"``) of the Linears named ``module_names``."""
+    import torch
+
+    found = []
+    blocks = decoder_layers(model)
+    for i in layers:
+        for name, module in blocks[i].named_modules():
+            if isinstance(module, torch.nn.Linear) and name.split(".")[-1] in module_names:
+                found.append(f"{i}.{name}")
+    if not found:
+        raise SteerbenchError(f"no Linear module named {module_names} in layers {layers}")
+    return found
+
+
+def target_parent(model, target: str) -> tuple["torch.nn.Module", str]:
+    """(parent module, attribute name) of a ``"<layer>.<path>"`` target."""
+    layer_idx, _, path = target.partition(".")
+    module = decoder_layers(model)[int(layer_idx)]
+    *parents, leaf = path.split(".")
+    for p in parents:
+        module = getattr(module, p)
+    return module, leaf
+
+
+def target_module(model, target: str) -> "torch.nn.Module":
+    parent, leaf = target_parent(model, target)
+    return getattr(parent, leaf)

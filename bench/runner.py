@@ -24,7 +24,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from bench import report
-from bench.calibration import calibrate_sign, pair_continuations
+from bench.calibration import calibrate_sign
+from bench.continuations import pair_continuations
 from bench.chat import DEFAULT_SYSTEM
 from bench.config import RunConfig, build_options
 from bench.dilemmas import DILEMMA_FILE, VALUES_FILE, Dilemmas, check_target, load_dilemmas, select_subset
@@ -99,7 +100,8 @@ class Runner:
         method: SteeringMethod = cls(options)
         folder = self.cache / "artifacts" / f"{name}-{key}"
         ctx = FitContext(self.loaded, self.pairs, self.cfg.seed, self.cfg.batch_size,
-                         fit_method=lambda other, **o: self.fit(other, **o).steering, log_dir=folder)
+                         fit_method=lambda other, **o: self.fit(other, **o).steering, log_dir=folder,
+                         continuations=self.continuations)
         meta_file = folder / "meta.json"
         if meta_file.is_file():
             meta = json.loads(meta_file.read_text())
@@ -112,7 +114,7 @@ class Runner:
             meta = {"method": name, "options": opts, "fit_seconds": round(time.perf_counter() - start, 2),
                     "describe": steering.describe()}
             if self.cfg.calibrate_sign:
-                cont = pair_continuations(self.loaded, self.pairs, self.cache / "continuations", seed=self.cfg.seed)
+                cont = self.continuations()
                 meta["calibration"] = calibrate_sign(self.loaded, steering, cont, self.base_system, self.cfg.batch_size)
             else:
                 meta["calibration"] = {"sign": 1, "skipped": True}
@@ -123,6 +125,10 @@ class Runner:
         fitted = Fitted(steering, key, int(meta["calibration"]["sign"]), meta)
         self._fitted[key] = fitted
         return fitted
+
+    def continuations(self, n: int | None = 32, max_new_tokens: int = 16):
+        return pair_continuations(self.loaded, self.pairs, self.cache / "continuations", n, max_new_tokens,
+                                  self.cfg.seed, self.cfg.batch_size)
 
     # ------------------------------------------------------------- evaluating
     def _eval_chunk(self, steering: Steering, key: str, coeff: float, desc: str) -> pd.DataFrame:

@@ -31,6 +31,8 @@ class FitContext:
     # Fit (or load from cache) another registered method, e.g. random borrows repeng's norms.
     fit_method: Callable[..., "Steering"] = field(repr=False)
     log_dir: Path | None = None  # where a method may write training curves
+    # Base-model continuations of the pairs under each persona: continuations(n_pairs or None, max_new_tokens)
+    continuations: Callable[..., Any] | None = field(default=None, repr=False)
 
 
 class Steering(ABC):

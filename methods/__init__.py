@@ -19,6 +19,9 @@ REGISTRY: dict[str, str] = {
     "random": "methods.random_vector:RandomVector",
     "repeng": "methods.repeng_pca:RepengPCA",
     "innerpissa": "methods.innerpissa:InnerPiSSA",
+    "svd-steer": "methods.svd_steer:SVDSteer",
+    "lora": "methods.lora:Lora",
+    "sft": "methods.sft:SFT",
 }
 
 

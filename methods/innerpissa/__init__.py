@@ -15,12 +15,12 @@ from typing import Iterator
 import pandas as pd
 from transformers import PreTrainedModel
 
-from bench.layers import resolve_layers
+from bench.layers import find_linear_targets, resolve_layers
 from bench.models import LoadedModel
 from bench.steering import FitContext, Steering, SteeringMethod
 from bench.store import atomic_write_frame
 from methods.innerpissa.layer import AdapterShape
-from methods.innerpissa.model import InnerPiSSAAdapters, find_targets
+from methods.innerpissa.model import InnerPiSSAAdapters
 from methods.innerpissa.train import TrainSettings, measurement_basis, train
 
 
@@ -72,7 +72,7 @@ class InnerPiSSA(SteeringMethod):
         layers = resolve_layers(o.layers, n)
         measure = o.measure_layer + n if o.measure_layer < 0 else o.measure_layer
         measure = min(max(measure, layers[-1]), n - 1)  # adapters must sit at or before the measurement
-        targets = find_targets(loaded.model, [m.strip() for m in o.modules.split(",")], layers)
+        targets = find_linear_targets(loaded.model, [m.strip() for m in o.modules.split(",")], layers)
         shape = AdapterShape(rank=o.rank, rotate_u=o.rotate_u, rotate_v=o.rotate_v, scale_s=o.scale_s,
                              max_angle=o.max_angle)
         return targets, measure, shape

@@ -16,36 +16,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from bench.layers import target_parent
 from methods.innerpissa.layer import AdapterShape, InnerPiSSALinear
-
-
-def decoder_layers(model: nn.Module) -> nn.ModuleList:
-    inner = getattr(model, "model", None)
-    if inner is not None and hasattr(inner, "layers"):
-        return inner.layers
-    raise ValueError(f"{type(model).__name__}: expected model.model.layers (Llama/Qwen/Mistral style)")
-
-
-def find_targets(model: nn.Module, module_names: list[str], layers: list[int]) -> list[str]:
-    """Qualified names of the Linear modules called ``module_names`` inside decoder ``layers``."""
-    found = []
-    for i in layers:
-        block = decoder_layers(model)[i]
-        for name, module in block.named_modules():
-            if isinstance(module, nn.Linear) and name.split(".")[-1] in module_names:
-                found.append(f"{i}.{name}")
-    if not found:
-        raise ValueError(f"no Linear named {module_names} in layers {layers}")
-    return found
-
-
-def _parent(model: nn.Module, target: str) -> tuple[nn.Module, str]:
-    layer_idx, _, path = target.partition(".")
-    module = decoder_layers(model)[int(layer_idx)]
-    *parents, leaf = path.split(".")
-    for p in parents:
-        module = getattr(module, p)
-    return module, leaf
 
 
 class InnerPiSSAAdapters(nn.Module):
@@ -57,7 +29,7 @@ class InnerPiSSAAdapters(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         self.layers = nn.ModuleDict()
         for t in targets:
-            parent, leaf = _parent(model, t)
+            parent, leaf = target_parent(model, t)
             self.layers[t.replace(".", "__")] = InnerPiSSALinear(getattr(parent, leaf), shape, gen)
 
     def items(self) -> Iterator[tuple[str, InnerPiSSALinear]]:
@@ -70,13 +42,13 @@ class InnerPiSSAAdapters(nn.Module):
         originals = {}
         try:
             for t, adapter in self.items():
-                parent, leaf = _parent(model, t)
+                parent, leaf = target_parent(model, t)
                 originals[t] = getattr(parent, leaf)
                 setattr(parent, leaf, adapter)
             yield model
         finally:
             for t, original in originals.items():
-                parent, leaf = _parent(model, t)
+                parent, leaf = target_parent(model, t)
                 setattr(parent, leaf, original)
 
     @contextlib.contextmanager

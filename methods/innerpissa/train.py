@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 from bench.evaluator import encode, left_padded_batches, model_device
 from bench.models import LoadedModel
 from bench.pairs import HonestyPair
-from methods.innerpissa.model import InnerPiSSAAdapters, decoder_layers
+from bench.layers import decoder_layers
+from methods.innerpissa.model import InnerPiSSAAdapters
 
 log = logging.getLogger(__name__)
 

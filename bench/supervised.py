@@ -1,0 +1,40 @@
+"""Shared pieces of the supervised baselines (LoRA, SFT): their dataset and trainer settings."""
+
+from __future__ import annotations
+
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from bench.chat import DEFAULT_SYSTEM, render
+from bench.continuations import Continuations
+from bench.pairs import NEUTRAL_INSTRUCTION
+from bench.store import atomic_write_frame
+
+
+def persona_free_prompts(tokenizer, cont: Continuations) -> list[str]:
+    """The prompt without a persona, ending with the truncated statement: what the model continues."""
+    return [render(tokenizer, NEUTRAL_INSTRUCTION, s, DEFAULT_SYSTEM) for s in cont.suffixes]
+
+
+def trainer_kwargs(seed: int, lr: float, epochs: float, batch_size: int) -> dict:
+    """Settings common to trl's DPOConfig and SFTConfig: CPU-safe, quiet, no checkpoints."""
+    return dict(
+        output_dir=tempfile.mkdtemp(prefix="steerbench-trl-"), per_device_train_batch_size=batch_size,
+        num_train_epochs=epochs, learning_rate=lr, seed=seed, data_seed=seed, logging_steps=1,
+        save_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(), bf16=False, fp16=False,
+        dataloader_num_workers=0, disable_tqdm=False, max_length=256, gradient_checkpointing=False,
+    )
+
+
+def save_training_log(log_history: list[dict], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame([row for row in log_history if "loss" in row or "train_loss" in row])
+    atomic_write_frame(folder / "training_log.csv", frame)
+
+
+def library_versions() -> dict:
+    return {pkg: metadata.version(pkg) for pkg in ("trl", "peft", "transformers", "torch")}

@@ -1,0 +1,107 @@
+"""LoRA (peft) trained with trl's DPOTrainer on the base model's own continuations.
+
+Prompt: the pair's truncated statement without a persona; chosen: the base model's greedy continuation
+under the honest persona; rejected: under the dishonest persona. Applied with ``c`` as the adapter
+scale, so ``c=-1`` subtracts the learned delta and ``c=0`` is exactly the base model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from transformers import PreTrainedModel
+
+from bench.layers import find_linear_targets, resolve_layers
+from bench.steering import FitContext, Steering, SteeringMethod
+from bench.supervised import library_versions, persona_free_prompts, save_training_log, trainer_kwargs
+
+log = logging.getLogger(__name__)
+
+
+class LoraSteering(Steering):
+    def __init__(self, folder: Path, info: dict):
+        self.folder, self.info = folder, info
+
+    @contextlib.contextmanager
+    def apply(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
+        if coeff == 0:
+            yield model
+            return
+        from peft import PeftModel
+        from peft.tuners.lora import LoraLayer
+
+        peft_model = PeftModel.from_pretrained(model, str(self.folder))
+        for module in peft_model.modules():
+            if isinstance(module, LoraLayer):
+                module.set_scale("default", coeff)
+        try:
+            yield peft_model
+        finally:
+            peft_model.unload()  # the original Linears come back; nothing is merged
+
+    def save(self, path: Path) -> None:
+        shutil.copytree(self.folder, path, dirs_exist_ok=True)  # adapter and training log
+        (path / "lora.json").write_text(json.dumps(self.info, indent=1))
+
+    def describe(self) -> dict:
+        return self.info
+
+
+class Lora(SteeringMethod):
+    name = "lora"
+    description = "peft LoRA trained with trl DPO (honest vs dishonest continuations); c scales the adapter"
+
+    @dataclass
+    class Options:
+        rank: int = 8
+        alpha: int = 16
+        modules: str = "all"  # all linear projections, or a comma list such as o_proj,down_proj
+        layers: str = "all"  # all layers, or a layer spec like the other methods (0.3:0.9)
+        lr: float = 5e-4
+        epochs: float = 1.0
+        beta: float = 0.1
+        batch_size: int = 4
+        continuation_tokens: int = 32
+
+    def fit(self, ctx: FitContext) -> Steering:
+        from datasets import Dataset
+        from peft import LoraConfig
+        from trl import DPOConfig, DPOTrainer
+
+        o, loaded = self.options, ctx.loaded
+        cont = ctx.continuations(None, o.continuation_tokens)
+        data = Dataset.from_dict({"prompt": persona_free_prompts(loaded.tokenizer, cont),
+                                  "chosen": cont.honest, "rejected": cont.dishonest})
+        if o.modules == "all" and o.layers == "all":
+            target_modules: str | list[str] = "all-linear"
+        else:
+            names = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] \
+                if o.modules == "all" else [m.strip() for m in o.modules.split(",")]
+            layers = list(range(loaded.n_layers)) if o.layers == "all" else resolve_layers(o.layers, loaded.n_layers)
+            target_modules = [f"model.layers.{t}" for t in find_linear_targets(loaded.model, names, layers)]
+        peft_config = LoraConfig(r=o.rank, lora_alpha=o.alpha, target_modules=target_modules,
+                                 lora_dropout=0.0, task_type="CAUSAL_LM")
+        args = DPOConfig(**trainer_kwargs(ctx.seed, o.lr, o.epochs, o.batch_size), beta=o.beta)
+        trainer = DPOTrainer(model=loaded.model, args=args, train_dataset=data,
+                             processing_class=loaded.tokenizer, peft_config=peft_config)
+        log.info("lora: DPO on %d continuation pairs (%d tokens each)", len(data), o.continuation_tokens)
+        try:
+            trainer.train()
+            folder = Path(args.output_dir) / "adapter"
+            trainer.model.save_pretrained(str(folder))
+            save_training_log(trainer.state.log_history, folder)
+        finally:
+            trainer.model.unload()  # hand the shared model back without LoRA layers
+            loaded.model.eval().requires_grad_(False)
+        info = {"versions": library_versions(), "target_modules": target_modules if isinstance(target_modules, str)
+                else len(target_modules), "final_loss": trainer.state.log_history[-1].get("train_loss")}
+        return LoraSteering(folder, info)
+
+    def load(self, path: Path, ctx: FitContext) -> Steering:
+        return LoraSteering(path, json.loads((path / "lora.json").read_text()))
