@@ -15,7 +15,7 @@ SEED       ?= 0
 DATA_DIR   ?= $(or $(STEERBENCH_DATA_DIR),$(wildcard ../shared/data/daily_dilemmas))
 ARGS       ?=
 
-.PHONY: install bench test list clean-cache
+.PHONY: install bench test list tables
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# make tables RUN=results/smollm2-135m/<run>   (several runs: RUN="a b", or a glob)
+tables: $(STAMP)
+	$(PY) -m bench tables $(wildcard $(RUN))
 
 list: $(STAMP)
 	$(PY) -m bench list

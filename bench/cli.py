@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-sign-calibration", action="store_true")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
     sub.add_parser("list", help="list registered methods and their options")
+    tab = sub.add_parser("tables", help="rebuild every table and plot of finished runs (no model loaded)")
+    tab.add_argument("run_dirs", nargs="+")
+    tab.add_argument("--value", default=d.target)
+    tab.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     summ = sub.add_parser("summary", help="rebuild a finished run's method table from its rows")
     summ.add_argument("run_dir")
     summ.add_argument("--value", default=d.target)
@@ -68,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
             if extra:
                 parser.error(f"unrecognised arguments: {' '.join(extra)}")
             _list_methods()
+            return 0
+        if args.command == "tables":
+            from bench.tables import build_tables
+
+            for run in args.run_dirs:
+                if not (Path(run) / "rows.parquet").is_file():
+                    raise SteerbenchError(f"{run!r} is not a finished run folder (no rows.parquet)")
+                print(f"tables and plots written to {build_tables(Path(run), args.value, seed=args.seed)}")
             return 0
         if args.command == "summary":
             from bench.report import write_summary

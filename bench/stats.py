@@ -149,3 +149,41 @@ def values_moved(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, method: str, va
         s = value_scores(mrows, dilemma_rows, v, min_pmass)
         table[v] = s.groupby("coeff")["score"].mean()
     return pd.DataFrame(table).sort_index()
+
+
+def long_labels(dilemma_rows: pd.DataFrame) -> pd.DataFrame:
+    """Every (row idx, value, label) with label +-1, for all values at once (same rule as row_labels)."""
+    records = []
+    for _, g in dilemma_rows.groupby("dilemma_idx"):
+        if len(g) != 2:
+            continue
+        (ia, la), (ib, lb) = [(r.idx, set(r.labels)) for r in g.itertuples()]
+        for v in la - lb:
+            records += [(ia, v, 1), (ib, v, -1)]
+        for v in lb - la:
+            records += [(ib, v, 1), (ia, v, -1)]
+    return pd.DataFrame(records, columns=["idx", "value", "label"])
+
+
+def dilemma_scores(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, min_pmass: float = MIN_PMASS) -> pd.DataFrame:
+    """Per (method, coeff, value, dilemma): the mean score of its counted rows, for every value."""
+    marked = mark_valid(rows, min_pmass)
+    marked = marked[marked["pair_valid"]]
+    long = marked[["method", "coeff", "idx", "dilemma_idx", "logratio"]].merge(long_labels(dilemma_rows), on="idx")
+    long["score"] = long["label"] * long["logratio"]
+    return long.groupby(["method", "coeff", "value", "dilemma_idx"], as_index=False)["score"].mean()
+
+
+def bootstrap_effect_ci(per_dilemma: pd.DataFrame, lo: float, hi: float, n_boot: int = 1000, seed: int = 0,
+                        level: float = 0.95) -> tuple[float, float]:
+    """Percentile CI of score(hi) - score(lo), resampling dilemmas (seeded). ``per_dilemma``: one
+    method and value, columns coeff, dilemma_idx, score."""
+    wide = per_dilemma.pivot_table(index="dilemma_idx", columns="coeff", values="score")
+    if lo not in wide or hi not in wide:
+        return math.nan, math.nan
+    a, b = wide[hi].to_numpy(), wide[lo].to_numpy()
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(wide), size=(n_boot, len(wide)))
+    boots = np.nanmean(a[picks], axis=1) - np.nanmean(b[picks], axis=1)
+    tail = (1 - level) / 2 * 100
+    return float(np.nanpercentile(boots, tail)), float(np.nanpercentile(boots, 100 - tail))

@@ -102,3 +102,18 @@ def test_each_ablation_switch_runs(runner, options):
     assert fitted.meta["options"] | options == fitted.meta["options"]
     base = last_logits(runner, fitted.steering, 0.0, n_prompts=2)
     assert not torch.allclose(last_logits(runner, fitted.steering, 1.0, n_prompts=2), base)
+
+
+def test_merge_into_weights_matches_the_adapter(tiny_model_dir, runner):
+    from bench.models import load_model
+
+    fitted = runner.fit("innerpissa")
+    steered = last_logits(runner, fitted.steering, 1.0)
+    fresh = load_model(str(tiny_model_dir), dtype="fp32", device="cpu")
+    fitted.steering.adapters.merge_into(fresh.model, 1.0)
+    original, runner.loaded = runner.loaded, fresh
+    try:
+        merged = last_logits(runner, NoSteering(), 0.0)
+    finally:
+        runner.loaded = original
+    torch.testing.assert_close(merged, steered, atol=1e-4, rtol=1e-4)

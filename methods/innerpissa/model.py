@@ -61,6 +61,15 @@ class InnerPiSSAAdapters(nn.Module):
             for _, a in self.items():
                 a.coeff = 0.0
 
+    def merge_into(self, model: nn.Module, coeff: float) -> None:
+        """Write the dense weights at ``coeff`` into the model's own Linears (a permanent merge,
+        e.g. to export a steered checkpoint with ``save_pretrained``)."""
+        with torch.no_grad():
+            for t, adapter in self.items():
+                parent, leaf = target_parent(model, t)
+                linear = getattr(parent, leaf)
+                linear.weight.copy_(adapter.merged_weight(coeff).to(linear.weight.dtype))
+
     def trainable(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 

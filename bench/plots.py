@@ -1,0 +1,89 @@
+"""Paper plots from stored rows (PNG and PDF, deterministic bytes): score vs coefficient with 95% CI
+bands, the Effect-vs-dNLL trade-off, and per-framework bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.dilemmas import FRAMEWORKS  # noqa: E402
+from bench.tables import framework_table  # noqa: E402
+
+# Fixed metadata so a second call writes byte-identical files.
+METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "ModDate": None, "Producer": None,
+                                               "Creator": None}}
+plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "figure.dpi": 100, "svg.hashsalt": "steerbench"})
+
+
+def _legend(ax, ncol: int = 1) -> None:
+    if ax.get_legend_handles_labels()[0]:  # an empty run has nothing to label
+        ax.legend(fontsize=7, ncol=ncol, frameon=False)
+
+
+def _save(fig, folder: Path, name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(folder / f"{name}.{ext}", metadata=METADATA[ext], dpi=150)
+    plt.close(fig)
+
+
+def score_vs_coeff(scores: pd.DataFrame, value: str, methods: list[str]):
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    sub = scores[scores["value"] == value]
+    for m in methods:
+        g = sub[sub["method"] == m].groupby("coeff")["score"]
+        mean, se = g.mean(), g.std(ddof=1) / np.sqrt(g.count())
+        if mean.empty:
+            continue
+        ax.plot(mean.index, mean.values, marker="o", label=m)
+        ax.fill_between(mean.index, mean - 1.96 * se, mean + 1.96 * se, alpha=0.15)
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xlabel("steering coefficient c")
+    ax.set_ylabel(f"{value} score (log-odds)")
+    ax.set_title(f"{value} vs coefficient (95% CI over dilemmas)")
+    _legend(ax, ncol=2)
+    return fig
+
+
+def effect_vs_dnll(raw: pd.DataFrame, value: str):
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    ok = raw.dropna(subset=["effect", "dnll"]) if "effect" in raw else raw.iloc[0:0]
+    for _, r in ok.iterrows():
+        err = [[r["effect"] - r["ci_low"]], [r["ci_high"] - r["effect"]]] if np.isfinite(r["ci_low"]) else None
+        ax.errorbar(r["dnll"], r["effect"], yerr=err, fmt="o", capsize=3, label=r["method"])
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xlabel("dNLL on held-out text (nats/token, worse end of the sweep)")
+    ax.set_ylabel(f"Effect on {value} (log-odds)")
+    ax.set_title("Steering vs coherence cost (up-left is better)")
+    _legend(ax)
+    return fig
+
+
+def framework_bars(effects: pd.DataFrame, methods: list[str]):
+    table = framework_table(effects, methods).set_index("method")
+    fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    width = 0.8 / max(len(table), 1)
+    x = np.arange(len(FRAMEWORKS))
+    for i, (m, row) in enumerate(table.iterrows()):
+        ax.bar(x + i * width - 0.4 + width / 2, row.reindex(FRAMEWORKS).fillna(0).values, width, label=m)
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xticks(x, FRAMEWORKS)
+    ax.set_xlabel("value framework")
+    ax.set_ylabel("mean Effect (log-odds)")
+    ax.set_title("Mean Effect per framework family")
+    _legend(ax, ncol=2)
+    return fig
+
+
+def build_plots(folder: Path, scores: pd.DataFrame, effects: pd.DataFrame, raw: pd.DataFrame, value: str,
+                methods: list[str]) -> None:
+    _save(score_vs_coeff(scores, value, methods), folder, "score_vs_coeff")
+    _save(effect_vs_dnll(raw, value), folder, "effect_vs_dnll")
+    _save(framework_bars(effects, methods), folder, "frameworks")
