@@ -11,6 +11,7 @@ METHODS    ?= all
 COEFFS     ?= -1,0,1
 N_DILEMMAS ?= 128
 SEED       ?= 0
+STRENGTH   ?= raw
 # Offline default: the shared copy of DailyDilemmas when it is there, else the Hugging Face hub.
 DATA_DIR   ?= $(or $(STEERBENCH_DATA_DIR),$(wildcard ../shared/data/daily_dilemmas))
 ARGS       ?=
@@ -31,7 +32,7 @@ $(STAMP): pyproject.toml
 
 bench: $(STAMP)
 	$(PY) -m bench run --model $(MODEL) --methods $(METHODS) --coeffs=$(COEFFS) \
-		--n-dilemmas $(N_DILEMMAS) --seed $(SEED) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+		--n-dilemmas $(N_DILEMMAS) --seed $(SEED) --strength $(STRENGTH) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--target", default=d.target, help="value the table is about")
     run.add_argument("--min-pmass", type=float, default=d.min_pmass, help="below this Yes+No mass a row is NaN")
     run.add_argument("--no-sign-calibration", action="store_true")
+    run.add_argument("--strength", default=d.strength, choices=("raw", "matched"),
+                     help="matched: coefficients are multiples of each method's c*, the |c| whose mean "
+                          "per-token KL from the unsteered model on held-out text equals --kl-budget")
+    run.add_argument("--kl-budget", type=float, default=d.kl_budget, help="nats/token, for --strength matched")
     run.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
     sub.add_parser("list", help="list registered methods and their options")
     tab = sub.add_parser("tables", help="rebuild every table and plot of finished runs (no model loaded)")
@@ -94,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             results_dir=args.results_dir, run_name=args.run_name, seed=args.seed, batch_size=args.batch_size,
             dtype=args.dtype, device=args.device, target=args.target, min_pmass=args.min_pmass,
             calibrate_sign=not args.no_sign_calibration, trust_remote_code=args.trust_remote_code,
+            strength=args.strength, kl_budget=args.kl_budget,
             method_options=parse_method_args(extra),
         )
         from bench.runner import Runner

@@ -32,6 +32,8 @@ class RunConfig:
     target: str = DEFAULT_TARGET
     min_pmass: float = 0.5
     calibrate_sign: bool = True
+    strength: str = "raw"  # raw: coefficients as given; matched: multiples of each method's KL-matched c*
+    kl_budget: float = 0.1  # nats/token on held-out neutral text, for strength=matched
     trust_remote_code: bool = False
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 

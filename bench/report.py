@@ -15,7 +15,7 @@ from bench.store import atomic_write_frame, atomic_write_text
 COLUMNS = {
     "method": "Method", "effect": "Effect", "slope": "Slope", "t": "t", "p": "p",
     "paired_t": "paired t", "paired_p": "paired p", "rho": "Spearman rho", "nan_rate": "NaN rate",
-    "dnll": "dNLL", "gain": "Norm. gain", "n_dilemmas": "N dilemmas",
+    "dnll": "dNLL", "gain": "Norm. gain", "n_dilemmas": "N dilemmas", "c_star": "c*", "kl": "KL",
 }
 
 
@@ -43,6 +43,14 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
             notes.append("sign flipped")
         if info.get("unsupported_coeffs"):
             notes.append("no rows at c=" + ",".join(f"{c:g}" for c in info["unsupported_coeffs"]))
+        strength = info.get("strength")
+        if strength:
+            stats["c_star"] = strength.get("c_star") if strength.get("reached") is not False else math.nan
+            stats["kl"] = strength.get("kl")
+            if strength.get("reached") is False:
+                notes.append(f"KL budget not reached (KL {strength['kl']:.3g} at the search limit)")
+            if strength.get("discrete"):
+                notes.append("discrete: KL at +-1")
         stats["note"] = "; ".join(notes)
         records.append(stats)
     return pd.DataFrame(records)
@@ -59,20 +67,23 @@ def cell(x: object, is_p: bool = False) -> object:
     return x
 
 
-def format_table(table: pd.DataFrame, value: str, fmt: str = "github") -> str:
+def format_table(table: pd.DataFrame, value: str, fmt: str = "github", strength: str = "raw") -> str:
     cols = [c for c in COLUMNS if c in table.columns] + (["note"] if "note" in table.columns else [])
     shown = table[cols].copy()
     for col in cols:
         is_p = col in ("p", "paired_p")
         shown[col] = [cell(x, is_p) for x in shown[col]]
     shown = shown.rename(columns={**COLUMNS, "note": "Note"})
-    return f"Method table for {value}\n" + tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt=fmt, disable_numparse=True)
+    label = "matched strength: coefficients are multiples of each method's c*" if strength == "matched" \
+        else "raw coefficients"
+    return f"Method table for {value} ({label})\n" + tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt=fmt, disable_numparse=True)
 
 
 def write_summary(run_dir: Path, value: str, min_pmass: float = MIN_PMASS) -> str:
     rows, dilemmas, status = load_run(run_dir)
     table = method_table(rows, dilemmas, status, value, min_pmass)
-    text = format_table(table, value)
+    strength = rows["strength"].iloc[0] if "strength" in rows and len(rows) else "raw"
+    text = format_table(table, value, strength=strength)
     atomic_write_frame(run_dir / "summary.csv", table)
     atomic_write_text(run_dir / "summary.md", text + "\n")
     return text

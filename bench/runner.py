@@ -148,15 +148,48 @@ class Runner:
         atomic_write_frame(path, frame)
         return frame
 
+    def _strength(self, name: str, fitted: Fitted) -> float | None:
+        """The coefficient scale: 1 for raw strength; c* for matched (None when unreachable)."""
+        if self.cfg.strength == "raw":
+            return 1.0
+        from bench.strength import KLProbe, matched_strength
+
+        folder = self.cache / "artifacts" / f"{name}-{fitted.key}"
+        path = folder / f"strength-kl{self.cfg.kl_budget:g}.json"
+        if path.is_file():
+            result = json.loads(path.read_text())
+        else:
+            if not hasattr(self, "_kl_probe"):
+                self._kl_probe = KLProbe(self.loaded, self.cfg.batch_size)
+            if fitted.steering.supported_coeffs is None:
+                log.info("%s: searching the coefficient whose KL on held-out text is %.3g nats/token",
+                         name, self.cfg.kl_budget)
+                result = matched_strength(self._kl_probe, fitted.steering, self.cfg.kl_budget).as_dict()
+            else:  # discrete: report how strong its +-1 are instead of rescaling
+                plus, minus = self._kl_probe.kl(fitted.steering, 1.0), self._kl_probe.kl(fitted.steering, -1.0)
+                result = {"budget": self.cfg.kl_budget, "c_star": 1.0, "kl": (plus + minus) / 2, "reached": None,
+                          "discrete": True, "kl_plus": plus, "kl_minus": minus}
+            atomic_write_json(path, result)
+        self.status[name]["strength"] = result
+        if result.get("reached") is False:
+            log.warning("%s cannot reach the KL budget %.3g within the search range: no steered rows at "
+                        "matched strength", name, self.cfg.kl_budget)
+            return None
+        return float(result["c_star"])
+
     def _method_rows(self, name: str, fitted: Fitted, base: pd.DataFrame) -> list[pd.DataFrame]:
         chunks = []
+        scale = self._strength(name, fitted)
         for coeff in tqdm(self.cfg.coeffs, desc=f"{name} coefficients", leave=False):
             if not fitted.steering.supports(coeff):
                 log.warning("%s cannot be applied at c=%g (it supports %s): no rows at that coefficient",
                             name, coeff, fitted.steering.supported_coeffs)
                 self.status[name].setdefault("unsupported_coeffs", []).append(coeff)
                 continue
-            effective = fitted.sign * coeff
+            if scale is None and coeff != 0:
+                self.status[name].setdefault("unsupported_coeffs", []).append(coeff)
+                continue
+            effective = fitted.sign * coeff * (scale or 0.0)
             if coeff == 0 and fitted.steering.c0_is_base:
                 frame, shared = base, True
             else:
@@ -192,7 +225,8 @@ class Runner:
             columns=["idx", "logratio", "pmass", "nll", "method", "coeff", "effective_coeff", "shared_c0"])
         rows = rows.merge(self.dilemmas.rows[["idx", "dilemma_idx", "action_type"]], on="idx", how="left")
         rows["model"] = self.cfg.model
-        cols = ["model", "method", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
+        rows["strength"] = self.cfg.strength
+        cols = ["model", "method", "strength", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
                 "logratio", "pmass", "nll", "shared_c0"]
         rows = rows[cols].sort_values(["method", "coeff", "dilemma_idx", "idx"]).reset_index(drop=True)
         atomic_write_frame(self.run_dir / "rows.parquet", rows)

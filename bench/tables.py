@@ -84,7 +84,8 @@ def main_table(rows, dilemmas, status, value, scores, min_pmass=MIN_PMASS, seed=
     shown["Effect [95% CI]"] = [
         "" if math.isnan(e) else f"{e:.3f} [{a:.3f}, {b:.3f}]" if not math.isnan(a) else f"{e:.3f}"
         for e, a, b in zip(table.get("effect", [math.nan] * len(table)), table["ci_low"], table["ci_high"])]
-    for key in ("slope", "t", "p", "paired_t", "paired_p", "rho", "dnll", "nan_rate", "gain", "n_dilemmas"):
+    for key in ("slope", "t", "p", "paired_t", "paired_p", "rho", "dnll", "nan_rate", "gain", "n_dilemmas",
+                "c_star", "kl"):
         if key in table:
             shown[COLUMNS[key]] = [cell(x, key in ("p", "paired_p")) for x in table[key]]
     shown["Note"] = table.get("note", "").fillna("") if "note" in table else ""
@@ -127,7 +128,10 @@ def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed
     scores = dilemma_scores(rows, dilemmas, min_pmass)
     effects = value_effects(scores, coeffs)
     main, bold, raw = main_table(rows, dilemmas, status, value, scores, min_pmass, seed)
-    write_table(folder, "main", main, bold, f"Steering methods on DailyDilemmas, target value {value} "
+    strength = rows["strength"].iloc[0] if "strength" in rows and len(rows) else "raw"
+    label = "matched strength (c in multiples of each method's KL-matched c*)" if strength == "matched" \
+        else "raw coefficients"
+    write_table(folder, "main", main, bold, f"Steering methods on DailyDilemmas, target value {value}, {label} "
                 f"(Effect = score(c=+1) - score(c=-1), 95% bootstrap CI over dilemmas)")
     methods = [m for m in status if not m.startswith("_") and m in set(rows["method"])]
     for m in methods:

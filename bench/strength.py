@@ -1,0 +1,110 @@
+"""Matched steering strength: the coefficient magnitude ``c*`` at which a method's steered model
+reaches a KL budget from the unsteered model on held-out neutral text.
+
+A raw ``c`` means different things per method (repeng's unit vectors barely move a residual stream
+with norms in the hundreds; a trained adapter's ``c=1`` is whatever training made it). Comparing at
+``-c*, 0, +c*`` compares methods at equal cost. Only the held-out neutral texts are used: never
+DailyDilemmas, never the honesty pairs or their continuations.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from bench.chat import DEFAULT_SYSTEM, render
+from bench.evaluator import encode, left_padded_batches, load_heldout, model_device
+from bench.models import LoadedModel
+from bench.steering import Steering
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StrengthResult:
+    budget: float
+    c_star: float  # NaN when the budget cannot be reached within max_coeff
+    kl: float  # mean per-token KL reached at +-c_star (or at max_coeff when unreachable)
+    reached: bool
+    forward_passes: int
+    kl_plus: float = math.nan
+    kl_minus: float = math.nan
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class KLProbe:
+    """Mean per-token KL(base || steered) over the held-out responses; base logits computed once."""
+
+    def __init__(self, loaded: LoadedModel, batch_size: int = 8, texts=None):
+        self.loaded = loaded
+        texts = texts if texts is not None else load_heldout()
+        tok = loaded.tokenizer
+        heads = encode(tok, [render(tok, p, "", DEFAULT_SYSTEM) for p, _ in texts])
+        self.ids = encode(tok, [render(tok, p, "", DEFAULT_SYSTEM) + r for p, r in texts])
+        self.n_resp = [len(f) - len(h) for f, h in zip(self.ids, heads)]
+        self.batch_size = batch_size
+        self.forward_passes = 0
+        self.base = self._logprobs(loaded.model)
+
+    def _logprobs(self, model) -> list[torch.Tensor]:
+        out: list[torch.Tensor | None] = [None] * len(self.ids)
+        tok = self.loaded.tokenizer
+        with torch.inference_mode():
+            for idx, batch in left_padded_batches(self.ids, self.batch_size, tok.pad_token_id, model_device(model)):
+                logits = model(**batch, use_cache=False).logits.float()
+                self.forward_passes += 1
+                for row, i in enumerate(idx):
+                    k = self.n_resp[i]
+                    out[i] = torch.log_softmax(logits[row, -k - 1 : -1], dim=-1) if k > 0 else None
+        return out
+
+    def kl(self, steering: Steering, coeff: float) -> float:
+        with steering.apply(self.loaded.model, coeff) as model:
+            steered = self._logprobs(model)
+        total, count = 0.0, 0
+        for b, s in zip(self.base, steered):
+            if b is None:
+                continue
+            total += (b.exp() * (b - s)).sum(-1).sum().item()
+            count += b.shape[0]
+        return total / max(count, 1)
+
+
+def matched_strength(probe: KLProbe, steering: Steering, budget: float = 0.1, start: float = 1.0,
+                     max_coeff: float = 1024.0, rel_tol: float = 0.05, max_steps: int = 24) -> StrengthResult:
+    """Bracket then bisect ``|c|`` so that mean(KL(+c), KL(-c)) ~= budget (within ``rel_tol``)."""
+    start_passes = probe.forward_passes
+    cache: dict[float, tuple[float, float]] = {}
+
+    def f(m: float) -> float:
+        if m not in cache:
+            cache[m] = (probe.kl(steering, m), probe.kl(steering, -m))
+        return sum(cache[m]) / 2
+
+    def done(m: float, reached: bool) -> StrengthResult:
+        kp, km = cache[m]
+        return StrengthResult(budget, m if reached else math.nan, (kp + km) / 2, reached,
+                              probe.forward_passes - start_passes, kp, km)
+
+    lo, hi = 0.0, start  # f(0) = 0 < budget
+    while f(hi) < budget:  # grow until the budget is bracketed, within a bounded range
+        lo, hi = hi, hi * 2
+        if hi > max_coeff:
+            log.warning("KL budget %.3g not reached at |c| = %g (KL %.3g): reported as unreachable",
+                        budget, lo, f(lo))
+            return done(lo, False)
+    for _ in range(max_steps):
+        if abs(f(hi) - budget) <= rel_tol * budget:
+            break
+        mid = (lo + hi) / 2
+        if f(mid) < budget:
+            lo = mid
+        else:
+            hi = mid
+    best = min((lo, hi) if lo > 0 else (hi,), key=lambda m: abs(f(m) - budget))
+    return done(best, abs(f(best) - budget) <= 0.1 * budget)

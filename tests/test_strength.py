@@ -1,0 +1,59 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.residual import ResidualSteering
+from bench.steering import Steering
+from bench.strength import KLProbe, matched_strength
+from tests.helpers import tiny_runner
+
+
+class Inert(Steering):
+    """Accepts any coefficient and changes nothing: its KL never grows."""
+
+    def save(self, path):
+        pass
+
+
+@pytest.fixture()
+def probe(tiny, monkeypatch):
+    import bench.dilemmas
+
+    # calibration must never read DailyDilemmas: make any attempt fail loudly
+    monkeypatch.setattr(bench.dilemmas, "load_dilemmas", lambda *a, **k: pytest.fail("read DailyDilemmas"))
+    return KLProbe(tiny, batch_size=8)
+
+
+def test_finds_c_star_for_a_monotone_method(tiny, probe):
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal(tiny.model.config.hidden_size).astype(np.float32)
+    steering = ResidualSteering({0: v / np.linalg.norm(v)}, tiny.model.config.model_type)
+    kls = [probe.kl(steering, c) for c in (0.5, 1.0, 2.0)]
+    assert kls[0] < kls[1] < kls[2]
+    # the tiny random model's KL saturates near 0.026 nats/token (RMSNorm), so the budget sits below that
+    res = matched_strength(probe, steering, budget=0.01)
+    assert res.reached and abs(res.kl - 0.01) <= 0.1 * 0.01 and res.c_star > 0
+    assert res.forward_passes > 0
+
+
+def test_unreachable_budget_is_reported_not_looped(probe):
+    res = matched_strength(probe, Inert(), budget=0.1, max_coeff=64)
+    assert not res.reached and math.isnan(res.c_star) and res.kl == 0.0
+    assert res.forward_passes <= 2 * 8 * 2 * 3  # a bounded number of doublings, both signs
+
+
+def test_matched_run_scales_coefficients_by_c_star(tiny_model_dir, small_data_dir, tmp_path):
+    runner = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("random", "prompting"),
+                         strength="matched", kl_budget=0.01, run_name="m")
+    run_dir = runner.run()
+    rows = pd.read_parquet(run_dir / "rows.parquet")
+    strength = runner.status["random"]["strength"]
+    assert strength["reached"] and abs(strength["kl"] - 0.01) <= 0.001
+    sign = runner.status["random"]["sign"]
+    plus = rows[(rows["method"] == "random") & (rows["coeff"] == 1.0)]["effective_coeff"].unique()
+    assert plus.tolist() == [pytest.approx(sign * strength["c_star"])]
+    assert runner.status["prompting"]["strength"]["discrete"]  # prompting reports the KL it reaches
+    summary = (run_dir / "summary.md").read_text()
+    assert "matched strength" in summary and "c*" in summary and "KL" in summary
