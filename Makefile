@@ -16,7 +16,7 @@ STRENGTH   ?= raw
 DATA_DIR   ?= $(or $(STEERBENCH_DATA_DIR),$(wildcard ../shared/data/daily_dilemmas))
 ARGS       ?=
 
-.PHONY: install bench test list tables
+.PHONY: install bench test list tables perf
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ test: $(STAMP)
 # make tables RUN=results/smollm2-135m/<run>   (several runs: RUN="a b", or a glob)
 tables: $(STAMP)
 	$(PY) -m bench tables $(wildcard $(RUN))
+
+# speed and memory ratios, measured in one run (a benchmark, not a test); PERF_RUN: a finished bench run
+perf: $(STAMP)
+	$(PY) -m bench.perf --model $(MODEL) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PERF_RUN),--run-dir $(PERF_RUN))
 
 list: $(STAMP)
 	$(PY) -m bench list

@@ -13,10 +13,10 @@ import logging
 
 import numpy as np
 
+from bench.chat import render
 from bench.continuations import Continuations
 from bench.evaluator import continuation_logprobs
 from bench.models import LoadedModel
-from bench.chat import render
 from bench.pairs import NEUTRAL_INSTRUCTION
 from bench.steering import Steering
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bench.errors import SteerbenchError
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_LAYERS = "0.3:0.9"  # middle-to-late layers, where the journal's honesty signal steered best
 

@@ -76,7 +76,8 @@ def format_table(table: pd.DataFrame, value: str, fmt: str = "github", strength:
     shown = shown.rename(columns={**COLUMNS, "note": "Note"})
     label = "matched strength: coefficients are multiples of each method's c*" if strength == "matched" \
         else "raw coefficients"
-    return f"Method table for {value} ({label})\n" + tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt=fmt, disable_numparse=True)
+    body = tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt=fmt, disable_numparse=True)
+    return f"Method table for {value} ({label})\n{body}"
 
 
 def write_summary(run_dir: Path, value: str, min_pmass: float = MIN_PMASS) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import platform
 import subprocess
 import time
@@ -19,23 +18,36 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from bench import report
 from bench.calibration import calibrate_sign
-from bench.continuations import pair_continuations
 from bench.chat import DEFAULT_SYSTEM
 from bench.config import RunConfig, build_options
-from bench.dilemmas import DILEMMA_FILE, VALUES_FILE, Dilemmas, check_target, load_dilemmas, select_subset
+from bench.continuations import pair_continuations
+from bench.dilemmas import (
+    DILEMMA_FILE,
+    VALUES_FILE,
+    Dilemmas,
+    check_target,
+    load_dilemmas,
+    select_subset,
+)
 from bench.errors import SteerbenchError
 from bench.evaluator import dilemma_prompts, heldout_nll, yes_no_logratios
 from bench.models import LoadedModel, load_model, model_slug
 from bench.pairs import HonestyPair, make_pairs
 from bench.steering import FitContext, NoSteering, Steering, SteeringMethod
-from bench.store import (atomic_dir, atomic_write_frame, atomic_write_json, check_writable, file_sha256,
-                         read_cached_frame, stable_hash)
+from bench.store import (
+    atomic_dir,
+    atomic_write_frame,
+    atomic_write_json,
+    check_writable,
+    file_sha256,
+    read_cached_frame,
+    stable_hash,
+)
 from methods import get_method_class
 
 log = logging.getLogger(__name__)
@@ -49,6 +61,13 @@ class Fitted:
     key: str  # artefact hash: identifies this fitted steering in every cache key
     sign: int
     meta: dict
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 class Runner:
@@ -112,7 +131,7 @@ class Runner:
             start = time.perf_counter()
             steering = method.fit(ctx)
             meta = {"method": name, "options": opts, "fit_seconds": round(time.perf_counter() - start, 2),
-                    "describe": steering.describe()}
+                    "n_pairs": len(self.pairs), "peak_rss_mb": peak_rss_mb(), "describe": steering.describe()}
             if self.cfg.calibrate_sign:
                 cont = self.continuations()
                 meta["calibration"] = calibrate_sign(self.loaded, steering, cont, self.base_system, self.cfg.batch_size)

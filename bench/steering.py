@@ -12,7 +12,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, ContextManager, Iterator
+from typing import Any, Callable, ClassVar, ContextManager
 
 from transformers import PreTrainedModel
 
@@ -58,8 +58,8 @@ class Steering(ABC):
     def save(self, path: Path) -> None: ...
 
     def describe(self) -> dict[str, Any]:
-        """Facts recorded with every result (target layers, norms, ...)."""
-        return {}
+        """Facts recorded with every result (target layers, norms, ...): a steering's ``info`` by default."""
+        return dict(getattr(self, "info", {}) or {})
 
 
 class SteeringMethod(ABC):

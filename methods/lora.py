@@ -19,7 +19,12 @@ from transformers import PreTrainedModel
 
 from bench.layers import find_linear_targets, resolve_layers
 from bench.steering import FitContext, Steering, SteeringMethod
-from bench.supervised import library_versions, persona_free_prompts, save_training_log, trainer_kwargs
+from bench.supervised import (
+    library_versions,
+    persona_free_prompts,
+    save_training_log,
+    trainer_kwargs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +54,6 @@ class LoraSteering(Steering):
         shutil.copytree(self.folder, path, dirs_exist_ok=True)  # adapter and training log
         (path / "lora.json").write_text(json.dumps(self.info, indent=1))
 
-    def describe(self) -> dict:
-        return self.info
 
 
 class Lora(SteeringMethod):

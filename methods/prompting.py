@@ -6,7 +6,7 @@ No training. ``c=0`` keeps the system message untouched, so it is exactly the un
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.pairs import DISHONEST_PERSONA, HONEST_PERSONA

@@ -24,7 +24,12 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from bench.models import LoadedModel
 from bench.steering import FitContext, Steering, SteeringMethod
-from bench.supervised import library_versions, persona_free_prompts, save_training_log, trainer_kwargs
+from bench.supervised import (
+    library_versions,
+    persona_free_prompts,
+    save_training_log,
+    trainer_kwargs,
+)
 
 log = logging.getLogger(__name__)
 WEIGHTS = {1.0: "honest.safetensors", -1.0: "dishonest.safetensors"}
@@ -62,8 +67,6 @@ class SFTSteering(Steering):
         shutil.copytree(self.folder, path, dirs_exist_ok=True)  # weights and training logs
         (path / "sft.json").write_text(json.dumps(self.info, indent=1))
 
-    def describe(self) -> dict:
-        return self.info
 
 
 class SFT(SteeringMethod):

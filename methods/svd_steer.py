@@ -21,7 +21,12 @@ from transformers import PreTrainedModel
 
 from bench.evaluator import encode, left_padded_batches, model_device
 from bench.hooks import output_hooks
-from bench.layers import DEFAULT_LAYERS, find_linear_targets, resolve_layers, target_module
+from bench.layers import (
+    DEFAULT_LAYERS,
+    find_linear_targets,
+    resolve_layers,
+    target_module,
+)
 from bench.steering import FitContext, Steering, SteeringMethod
 
 
@@ -58,8 +63,6 @@ class SVDSteering(Steering):
             factors.setdefault(target, {})[name] = value
         return cls(factors, json.loads((path / "svd_steer.json").read_text()))
 
-    def describe(self) -> dict:
-        return self.info
 
 
 class SVDSteer(SteeringMethod):

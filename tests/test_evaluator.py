@@ -1,9 +1,14 @@
 import numpy as np
-import torch
 
 from bench.chat import DEFAULT_SYSTEM
 from bench.dilemmas import load_dilemmas
-from bench.evaluator import AnswerTokens, dilemma_prompts, encode, heldout_nll, yes_no_logratios
+from bench.evaluator import (
+    AnswerTokens,
+    dilemma_prompts,
+    encode,
+    heldout_nll,
+    yes_no_logratios,
+)
 
 
 def test_yes_no_variants_are_single_tokens(tiny):

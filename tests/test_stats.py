@@ -5,7 +5,15 @@ import pandas as pd
 import pytest
 
 from bench.dilemmas import load_dilemmas, select_subset
-from bench.stats import mark_valid, normalized_gain, paired_slope, row_labels, spearman_rho, summarize, value_scores
+from bench.stats import (
+    mark_valid,
+    normalized_gain,
+    paired_slope,
+    row_labels,
+    spearman_rho,
+    summarize,
+    value_scores,
+)
 
 TARGET = "Virtue/Truthfulness"
 

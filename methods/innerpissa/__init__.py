@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -39,8 +39,6 @@ class InnerPiSSASteering(Steering):
         if self.history:
             atomic_write_frame(path / "loss_curve.csv", pd.DataFrame(self.history))
 
-    def describe(self) -> dict:
-        return self.info
 
 
 class InnerPiSSA(SteeringMethod):

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from bench.evaluator import encode, left_padded_batches, model_device
+from bench.layers import decoder_layers
 from bench.models import LoadedModel
 from bench.pairs import HonestyPair
-from bench.layers import decoder_layers
 from methods.innerpissa.model import InnerPiSSAAdapters
 
 log = logging.getLogger(__name__)
