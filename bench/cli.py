@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     tab.add_argument("run_dirs", nargs="+")
     tab.add_argument("--value", default=d.target)
     tab.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    tab.add_argument("--out", default="results/tables", help="folder for the cross-run tables (several runs)")
     summ = sub.add_parser("summary", help="rebuild a finished run's method table from its rows")
     summ.add_argument("run_dir")
     summ.add_argument("--value", default=d.target)
@@ -84,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                 if not (Path(run) / "rows.parquet").is_file():
                     raise SteerbenchError(f"{run!r} is not a finished run folder (no rows.parquet)")
                 print(f"tables and plots written to {build_tables(Path(run), args.value, seed=args.seed)}")
+            if len(args.run_dirs) > 1:
+                from bench.tables import cross_run_tables
+
+                out = cross_run_tables([Path(r) for r in args.run_dirs], args.value, Path(args.out))
+                print(f"cross-run tables written to {out}")
             return 0
         if args.command == "summary":
             from bench.report import write_summary

@@ -144,3 +144,38 @@ def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed
 
     build_plots(run_dir / "plots", scores, effects, raw, value, methods)
     return folder
+
+
+def cross_run_tables(run_dirs: list[Path], value: str, out: Path) -> Path:
+    """Across runs: one table with a column per model, and per method an ablation table whose
+    columns are the options that differ between its runs (e.g. InnerPiSSA rank / rotate-u / loss)."""
+    entries = []
+    for run in run_dirs:
+        rows, dilemmas, status = load_run(run)
+        config = json.loads((run / "config.json").read_text())
+        table = method_table(rows, dilemmas, status, value, config.get("min_pmass", MIN_PMASS))
+        for rec in table.to_dict("records"):
+            info = status.get(rec["method"], {})
+            options = info.get("meta", {}).get("options", {})
+            entries.append({"run": run.name, "model": config["model"], "strength": config.get("strength", "raw"),
+                            "seed": config.get("seed"), **rec, "options": options})
+    frame = pd.DataFrame(entries)
+    if frame.empty:
+        return out
+    metrics = [k for k in ("effect", "paired_t", "paired_p", "rho", "dnll", "gain") if k in frame]
+    by_model = frame.pivot_table(index="method", columns="model", values=["effect", "gain"], aggfunc="mean")
+    by_model.columns = [f"{m} {COLUMNS[k]}" for k, m in by_model.columns]
+    write_table(out, "cross_models", by_model.reset_index().rename(columns={"method": "Method"}),
+                caption=f"{value}: Effect and normalized gain per model")
+    for method, group in frame.groupby("method"):
+        if len(group) < 2:
+            continue
+        opts = pd.DataFrame(list(group["options"]))
+        differing = [c for c in opts.columns if opts[c].astype(str).nunique() > 1]
+        if not differing:
+            continue
+        table = pd.concat([opts[differing].reset_index(drop=True),
+                           group[["model", "run"] + metrics].reset_index(drop=True)], axis=1)
+        table = table.rename(columns={k: COLUMNS.get(k, k) for k in metrics})
+        write_table(out, f"ablation_{method}", table, caption=f"{method} ablation on {value}: options that differ")
+    return out

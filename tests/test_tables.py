@@ -63,3 +63,17 @@ def test_tables_and_plots_from_a_run_without_a_model(tiny_model_dir, small_data_
     assert labels["score_vs_coeff"] == (["steering coefficient c"], ["Virtue/Truthfulness score (log-odds)"])
     assert labels["effect_vs_dnll"][0][0].startswith("dNLL")
     assert "95% CI" in (folder / "main.md").read_text()
+
+
+def test_ablation_table_picks_the_differing_options(tiny_model_dir, small_data_dir, tmp_path):
+    from bench.tables import cross_run_tables
+
+    runs = []
+    for layers in ("0", "1"):
+        runner = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("repeng",), run_name=f"L{layers}",
+                             method_options={"repeng": {"layers": layers}})
+        runs.append(runner.run())
+    out = cross_run_tables(runs, "Virtue/Truthfulness", tmp_path / "cross")
+    ablation = pd.read_csv(out / "ablation_repeng.csv")
+    assert list(ablation.columns[:1]) == ["layers"] and sorted(ablation["layers"].astype(str)) == ["0", "1"]
+    assert "method" not in ablation.columns and (out / "cross_models.tex").is_file()
