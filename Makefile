@@ -11,9 +11,11 @@ METHODS    ?= all
 COEFFS     ?= -1,0,1
 N_DILEMMAS ?= 128
 SEED       ?= 0
+SEEDS      ?= 1
 STRENGTH   ?= raw
 # Offline default: the shared copy of DailyDilemmas when it is there, else the Hugging Face hub.
 DATA_DIR   ?= $(or $(STEERBENCH_DATA_DIR),$(wildcard ../shared/data/daily_dilemmas))
+PERF_RUN   ?= $(wildcard results/smollm2-135m/default)
 ARGS       ?=
 
 .PHONY: install bench test list tables perf
@@ -32,7 +34,7 @@ $(STAMP): pyproject.toml
 
 bench: $(STAMP)
 	$(PY) -m bench run --model $(MODEL) --methods $(METHODS) --coeffs=$(COEFFS) \
-		--n-dilemmas $(N_DILEMMAS) --seed $(SEED) --strength $(STRENGTH) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+		--n-dilemmas $(N_DILEMMAS) --seed $(SEED) --seeds $(SEEDS) --strength $(STRENGTH) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -33,8 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--suffix-file", default=None, help="repeng-format JSON list of statement suffixes")
     run.add_argument("--results-dir", default=d.results_dir)
     run.add_argument("--run-name", default=None, help="run folder name (default: a hash of the config)")
-    run.add_argument("--seed", type=int, default=d.seed)
+    run.add_argument("--seed", type=int, default=d.seed, help="seed of the subset, pairs and first training seed")
+    run.add_argument("--seeds", type=int, default=d.n_seeds,
+                     help="refit the seeded (trained) methods with this many training seeds; tables show mean +- sd")
     run.add_argument("--batch-size", type=int, default=d.batch_size)
+    run.add_argument("--no-prefix-cache", action="store_true",
+                     help="run every prompt in full instead of sharing the template/situation prefix's KV cache")
     run.add_argument("--dtype", default=d.dtype, help="auto (bf16), bf16, fp32, fp16")
     run.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 ...")
     run.add_argument("--target", default=d.target, help="value the table is about")
@@ -101,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = RunConfig(
             model=args.model, methods=parse_method_list(args.methods), coeffs=parse_coeffs(args.coeffs),
             n_dilemmas=args.n_dilemmas, n_pairs=args.n_pairs, data_dir=args.data_dir, suffix_file=args.suffix_file,
-            results_dir=args.results_dir, run_name=args.run_name, seed=args.seed, batch_size=args.batch_size,
+            results_dir=args.results_dir, run_name=args.run_name, seed=args.seed, n_seeds=args.seeds, batch_size=args.batch_size,
+            prefix_cache=not args.no_prefix_cache,
             dtype=args.dtype, device=args.device, target=args.target, min_pmass=args.min_pmass,
             calibrate_sign=not args.no_sign_calibration, trust_remote_code=args.trust_remote_code,
             strength=args.strength, kl_budget=args.kl_budget,

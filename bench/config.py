@@ -26,7 +26,9 @@ class RunConfig:
     results_dir: str = "results"
     run_name: str | None = None
     seed: int = 0
+    n_seeds: int = 1  # training seeds seed, seed+1, ...: seeded methods are refit and evaluated per seed
     batch_size: int = 16
+    prefix_cache: bool = True  # shared-prefix evaluation (same scores, fewer tokens); off: one full prompt per row
     dtype: str = "auto"
     device: str = "auto"
     target: str = DEFAULT_TARGET
@@ -37,10 +39,14 @@ class RunConfig:
     trust_remote_code: bool = False
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @property
+    def seeds(self) -> list[int]:
+        return [self.seed + i for i in range(self.n_seeds)]
+
     def identity(self) -> dict:
         """What determines the results (not where they are written)."""
         d = dataclasses.asdict(self)
-        for k in ("results_dir", "run_name", "batch_size", "device"):
+        for k in ("results_dir", "run_name", "batch_size", "device", "prefix_cache"):
             d.pop(k)
         return d
 

@@ -17,7 +17,7 @@ import torch
 from bench.evaluator import encode, left_padded_batches, model_device
 from bench.models import LoadedModel
 from bench.pairs import HonestyPair
-from bench.store import atomic_write_json, stable_hash
+from bench.store import atomic_write_json, file_lock, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,14 @@ def pair_continuations(
     key = stable_hash({"model": loaded.fingerprint, "dtype": str(loaded.dtype), "max_new_tokens": max_new_tokens,
                        "pairs": [(p.positive, p.negative) for p in subset]})
     path = cache_dir / f"continuations-{key}.json"
-    if path.is_file():
-        data = json.loads(path.read_text())
-        return Continuations(data["suffixes"], data["honest"], data["dishonest"])
-    log.info("generating %d greedy continuations (%d tokens) per persona from the base model (cached)",
-             len(subset), max_new_tokens)
-    honest = greedy_continuations(loaded, [p.positive for p in subset], max_new_tokens, batch_size)
-    dishonest = greedy_continuations(loaded, [p.negative for p in subset], max_new_tokens, batch_size)
-    cont = Continuations([p.suffix for p in subset], honest, dishonest)
-    atomic_write_json(path, cont.__dict__)
-    return cont
+    with file_lock(cache_dir / f".continuations-{key}.lock"):  # concurrent runs generate once
+        if path.is_file():
+            data = json.loads(path.read_text())
+            return Continuations(data["suffixes"], data["honest"], data["dishonest"])
+        log.info("generating %d greedy continuations (%d tokens) per persona from the base model (cached)",
+                 len(subset), max_new_tokens)
+        honest = greedy_continuations(loaded, [p.positive for p in subset], max_new_tokens, batch_size)
+        dishonest = greedy_continuations(loaded, [p.negative for p in subset], max_new_tokens, batch_size)
+        cont = Continuations([p.suffix for p in subset], honest, dishonest)
+        atomic_write_json(path, cont.__dict__)
+        return cont

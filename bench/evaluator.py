@@ -11,7 +11,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Hashable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from bench.chat import DEFAULT_SYSTEM, has_chat_template, render
 from bench.errors import SteerbenchError
+from bench.prefix_cache import PrefixPlan, prefix_cached_last_logits, supports_prefix_cache
 
 log = logging.getLogger(__name__)
 
@@ -103,34 +104,54 @@ def yes_no_logratios(
     batch_size: int = 16,
     desc: str = "evaluating",
     on_forward: Callable[[], None] | None = None,
+    groups: Sequence[Hashable] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per prompt: log P(Yes variants) - log P(No variants) at the next token, and their total mass."""
+    """Per prompt: log P(Yes variants) - log P(No variants) at the next token, and their total mass.
+
+    ``groups`` (e.g. the dilemma of each row) turns on shared-prefix evaluation: the common prefix is
+    run once and each group's shared stem once (see ``bench.prefix_cache``); scores are the same.
+    """
     answers = AnswerTokens.for_tokenizer(tokenizer)
     token_ids = encode(tokenizer, prompts)
     logratio = np.full(len(prompts), np.nan)
     pmass = np.full(len(prompts), np.nan)
     device = model_device(model)
-    n_batches = -(-len(prompts) // batch_size)
+    if groups is not None and len(prompts) > 1 and supports_prefix_cache(model):
+        plan = PrefixPlan.build(token_ids, groups)
+        batches = prefix_cached_last_logits(model, plan, batch_size, tokenizer.pad_token_id, device, on_forward)
+    else:
+        batches = (
+            (idx, _last_logits(model, batch, on_forward))
+            for idx, batch in left_padded_batches(token_ids, batch_size, tokenizer.pad_token_id, device)
+        )
     with torch.inference_mode():
-        for idx, batch in tqdm(
-            left_padded_batches(token_ids, batch_size, tokenizer.pad_token_id, device),
-            total=n_batches, desc=desc, leave=False, unit="batch",
-        ):
-            try:
-                logits = model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1].float()
-            except torch.OutOfMemoryError:
-                raise SteerbenchError(f"out of memory at batch size {batch_size}; rerun with a smaller --batch-size") from None
-            if on_forward:
-                on_forward()
-            logp = torch.log_softmax(logits, dim=-1)
-            lp_yes = torch.logsumexp(logp[:, answers.yes], dim=-1)
-            lp_no = torch.logsumexp(logp[:, answers.no], dim=-1)
-            finite = torch.isfinite(logits).all(dim=-1)  # NaN/inf logits: the row is NaN, and counted
-            lr = torch.where(finite, lp_yes - lp_no, torch.nan)
-            pm = torch.where(finite, lp_yes.exp() + lp_no.exp(), torch.nan)
-            logratio[idx] = lr.cpu().numpy()
-            pmass[idx] = pm.cpu().numpy()
+        progress = tqdm(total=len(prompts), desc=desc, leave=False, unit="prompt")
+        try:
+            for idx, logits in batches:
+                lr, pm = _answer_scores(logits.float(), answers)
+                logratio[idx] = lr.cpu().numpy()
+                pmass[idx] = pm.cpu().numpy()
+                progress.update(len(idx))
+        except torch.OutOfMemoryError:
+            raise SteerbenchError(f"out of memory at batch size {batch_size}; rerun with a smaller --batch-size") from None
+        finally:
+            progress.close()
     return logratio, pmass
+
+
+def _last_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor], on_forward: Callable[[], None] | None):
+    logits = model(**batch, logits_to_keep=1, use_cache=False).logits[:, -1]
+    if on_forward:
+        on_forward()
+    return logits
+
+
+def _answer_scores(logits: torch.Tensor, answers: AnswerTokens) -> tuple[torch.Tensor, torch.Tensor]:
+    logp = torch.log_softmax(logits, dim=-1)
+    lp_yes = torch.logsumexp(logp[:, answers.yes], dim=-1)
+    lp_no = torch.logsumexp(logp[:, answers.no], dim=-1)
+    finite = torch.isfinite(logits).all(dim=-1)  # NaN/inf logits: the row is NaN, and counted
+    return torch.where(finite, lp_yes - lp_no, torch.nan), torch.where(finite, lp_yes.exp() + lp_no.exp(), torch.nan)
 
 
 def load_heldout(path: Path = HELDOUT_FILE) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ import random
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from bench.evaluator import (
     yes_no_logratios,
 )
 from bench.models import load_model
+from bench.prefix_cache import PrefixPlan
 from bench.residual import ResidualSteering
 
 
@@ -56,6 +58,26 @@ def padding_fraction(token_ids, batch_size: int, sort: bool) -> float:
     return pad / total
 
 
+@dataclass
+class Measure:
+    label: str
+    value: float
+    target: str = ""
+    passed: bool | None = None  # None: informational, no target
+
+    def row(self) -> tuple:
+        verdict = "" if self.passed is None else ("PASS" if self.passed else "FAIL")
+        return self.label, f"{self.value:.3f}" if isinstance(self.value, float) else self.value, self.target, verdict
+
+
+def at_least(label: str, value: float, target: float) -> Measure:
+    return Measure(label, value, f">= {target:g}", value >= target)
+
+
+def at_most(label: str, value: float, target: float) -> Measure:
+    return Measure(label, value, f"<= {target:g}", value <= target)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.perf")
     p.add_argument("--model", default="smollm2-135m")
@@ -69,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     loaded = load_model(args.model)
     tok, model = loaded.tokenizer, loaded.model
     rows = select_subset(load_dilemmas(args.data_dir), args.n_prompts // 2, "Virtue/Truthfulness", 0).rows
+    groups = rows["dilemma_idx"].tolist()
     prompts = dilemma_prompts(tok, rows, DEFAULT_SYSTEM)
     ids = encode(tok, prompts)
     sorted_batches = list(left_padded_batches(ids, args.batch_size, tok.pad_token_id, loaded.device))
@@ -77,11 +100,17 @@ def main(argv: list[str] | None = None) -> None:
     unsorted_batches = list(left_padded_batches([ids[i] for i in shuffled], args.batch_size, tok.pad_token_id,
                                                 loaded.device, sort=False))
     n = len(prompts)
-    report = []
+    print(f"{args.model} ({loaded.dtype}, {loaded.device}): {n} DailyDilemmas prompts, batch size {args.batch_size}, "
+          f"median of {args.repeats} timings each")
+    report: list[Measure] = []
 
-    bare = median_time(lambda: bare_loop(model, sorted_batches), args.repeats)
-    harness = median_time(lambda: yes_no_logratios(model, tok, prompts, args.batch_size, desc="perf"), args.repeats)
-    report.append(("harness c=0 vs bare model(**batch) loop (prompts/s ratio, target >= 0.95)", bare / harness))
+    def harness(m, **kw):
+        return lambda: yes_no_logratios(m, tok, prompts, args.batch_size, desc="perf", **kw)
+
+    bare = median_time(lambda: bare_loop(model, sorted_batches, logits_to_keep=1), args.repeats)
+    report.append(Measure("bare model(**batch) loop, prompts/s", n / bare))
+    report.append(at_least("1. harness c=0 (full prompts) / bare loop, prompts/s ratio",
+                           bare / median_time(harness(model), args.repeats), 0.95))
 
     hidden = model.config.hidden_size
     rng = np.random.default_rng(0)
@@ -89,49 +118,76 @@ def main(argv: list[str] | None = None) -> None:
     residual = ResidualSteering({i: rng.standard_normal(hidden).astype(np.float32) for i in layers},
                                 model.config.model_type)
     from bench.layers import find_linear_targets
+    from methods.innerpissa import InnerPiSSASteering
     from methods.innerpissa.layer import AdapterShape
     from methods.innerpissa.model import InnerPiSSAAdapters
 
     adapters = InnerPiSSAAdapters(model, find_linear_targets(model, ["o_proj", "down_proj"], layers), AdapterShape())
-    from methods.innerpissa import InnerPiSSASteering
-
-    for label, steering in (("residual (repeng/random)", residual), ("innerpissa adapter", InnerPiSSASteering(adapters, {}))):
+    steerings = (("residual hooks (repeng/random)", residual), ("innerpissa adapter", InnerPiSSASteering(adapters, {})))
+    for label, steering in steerings:
         for c in (1.0, -1.0):
             def steered():
                 with steering.apply(model, c) as m:
-                    yes_no_logratios(m, tok, prompts, args.batch_size, desc="perf")
-            report.append((f"harness {label} c={c:+g} vs bare loop (target >= 0.9)", bare / median_time(steered, args.repeats)))
+                    harness(m)()
+            report.append(at_least(f"1. harness {label} c={c:+g} / bare loop", bare / median_time(steered, args.repeats), 0.9))
 
     full = median_time(lambda: bare_loop(model, sorted_batches), args.repeats)
-    last = median_time(lambda: bare_loop(model, sorted_batches, logits_to_keep=1), args.repeats)
-    report.append(("speed-up of logits_to_keep=1 over full logits", full / last))
+    report.append(Measure("2. speed-up of logits_to_keep=1 over full logits", full / bare, "> 1", full / bare > 1))
 
-    report.append(("padding fraction, length-sorted batches (target <= 0.10)", padding_fraction(ids, args.batch_size, True)))
-    report.append(("padding fraction, unsorted batches", padding_fraction(ids, args.batch_size, False)))
+    report.append(at_most("3. padding fraction, length-sorted batches", padding_fraction(ids, args.batch_size, True), 0.10))
+    report.append(Measure("3. padding fraction, unsorted batches", padding_fraction(ids, args.batch_size, False)))
     unsorted = median_time(lambda: bare_loop(model, unsorted_batches, logits_to_keep=1), args.repeats)
-    report.append(("speed-up of length-sorted over unsorted batches", unsorted / last))
-    report.append(("prompts evaluated per timing", float(n)))
-    print(tabulate([(k, f"{v:.3f}") for k, v in report], headers=["measure (one run)", "value"], tablefmt="github"))
+    report.append(Measure("3. speed-up of length-sorted over unsorted batches", unsorted / bare, "> 1", unsorted / bare > 1))
 
-    # Work done once: a rerun of a finished run does no forward pass.
+    plan = PrefixPlan.build(ids, groups)
+    bare_tokens = sum(b["input_ids"].numel() for _, b in sorted_batches)
+    report.append(Measure("7. unique tokens / tokens the bare loop processes (incl. padding)", plan.unique_tokens() / bare_tokens))
+    report.append(at_least("7. shared-prefix harness c=0 / bare loop, prompts/s ratio",
+                           bare / median_time(harness(model, groups=groups), args.repeats), 1.8))
+    with steerings[0][1].apply(model, 1.0) as m:
+        report.append(at_least("7. shared-prefix harness, residual hooks c=+1 / bare loop",
+                               bare / median_time(harness(m, groups=groups), args.repeats), 1.8))
+    fp32 = load_model(args.model, dtype="fp32").model
+    subset = prompts[:32]
+    plain, _ = yes_no_logratios(fp32, tok, subset, args.batch_size, desc="fp32 check")
+    shared, _ = yes_no_logratios(fp32, tok, subset, args.batch_size, desc="fp32 check", groups=groups[:32])
+    report.append(at_most("7. max |logratio difference|, shared-prefix vs full prompts (fp32)",
+                          float(np.nanmax(np.abs(plain - shared))), 1e-3))
+    del fp32
+
+    # 4. Work done once: a 2-method run evaluates c=0 once; its rerun computes nothing.
     from bench.runner import Runner
 
     with tempfile.TemporaryDirectory() as tmp:
-        counts = []
+        runs = []
         for _ in range(2):
             cfg = RunConfig(model=args.model, methods=["random", "repeng"], n_dilemmas=8, n_pairs=16,
                             data_dir=args.data_dir, results_dir=tmp, run_name="perf")
             runner = Runner(cfg)
             runner.run()
-            counts.append(runner.forward_passes)
-    print(tabulate([("first run (random + repeng, 8 dilemmas)", counts[0]), ("identical rerun", counts[1])],
-                   headers=["evaluation forward passes", "count"], tablefmt="github"))
+            runs.append(runner)
+    first, again = runs
+    report.append(Measure("4. first run (random + repeng, 8 dilemmas): evaluation forward passes", first.forward_passes))
+    report.append(Measure("4. first run: c=0 evaluations (shared by both methods)", first.work["c0_evaluations"], "1",
+                          first.work["c0_evaluations"] == 1))
+    for what in ("forward_passes", "fits", "evaluations"):
+        value = again.forward_passes if what == "forward_passes" else again.work[what]
+        report.append(Measure(f"4. identical rerun: {what.replace('_', ' ')} computed", value, "0", value == 0))
 
-    if args.run_dir and (Path(args.run_dir) / "status.json").is_file():
-        status = json.loads((Path(args.run_dir) / "status.json").read_text())
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    if run_dir and (run_dir / "status.json").is_file():
+        status = json.loads((run_dir / "status.json").read_text())
+        wall = status.get("_run", {}).get("wall_seconds")
+        if wall:
+            report.append(at_most(f"6. default make bench wall time, minutes ({run_dir})", wall / 60, 15))
         table = [(m, i["meta"].get("fit_seconds"), round(i["meta"]["fit_seconds"] / max(i["meta"].get("n_pairs", 1), 1), 3),
                   i["meta"].get("peak_rss_mb")) for m, i in status.items() if not m.startswith("_") and "meta" in i]
+        print("\n5. training cost per method (from the run's status.json)")
         print(tabulate(table, headers=["method", "fit s", "s / pair", "peak RSS MB (process, so far)"], tablefmt="github"))
+    else:
+        print("\n5./6. training cost and wall time: pass PERF_RUN=<a finished default make bench run>")
+    print()
+    print(tabulate([m.row() for m in report], headers=["measure (one run)", "value", "target", ""], tablefmt="github"))
 
 
 if __name__ == "__main__":

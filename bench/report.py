@@ -16,7 +16,9 @@ COLUMNS = {
     "method": "Method", "effect": "Effect", "slope": "Slope", "t": "t", "p": "p",
     "paired_t": "paired t", "paired_p": "paired p", "rho": "Spearman rho", "nan_rate": "NaN rate",
     "dnll": "dNLL", "gain": "Norm. gain", "n_dilemmas": "N dilemmas", "c_star": "c*", "kl": "KL",
+    "n_seeds": "Seeds", "effect_sd": "Effect sd (seeds)", "gain_sd": "Gain sd (seeds)",
 }
+SEED_SPREAD = ("effect", "gain")  # shown as sd over training seeds next to their mean
 
 
 def load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -36,8 +38,7 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
         if info.get("status") != "ok" or method not in set(rows["method"]):
             records.append({"method": method, "note": f"FAILED: {info.get('reason', 'no rows')}"})
             continue
-        nll = rows[rows["method"] == method].groupby("coeff")["nll"].first().to_dict()
-        stats = summarize(method, rows, dilemmas, value, nll, min_pmass).as_row()
+        stats = seed_summary(method, rows, dilemmas, value, min_pmass)
         notes = []
         if info.get("sign") == -1:
             notes.append("sign flipped")
@@ -56,6 +57,34 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
     return pd.DataFrame(records)
 
 
+def seed_summary(method: str, rows: pd.DataFrame, dilemmas: pd.DataFrame, value: str, min_pmass: float) -> dict:
+    """The method's statistics; with several training seeds, each seed is summarised on its own and the
+    table gets the mean over seeds, their count, and the sd of Effect and gain (evaluation is deterministic,
+    so this sd is the training noise)."""
+    mine = rows[rows["method"] == method]
+    seeds = sorted(mine["seed"].unique()) if "seed" in mine else [None]
+    per_seed = []
+    for seed in seeds:
+        sub = mine if seed is None else mine[mine["seed"] == seed]
+        nll = sub.groupby("coeff")["nll"].first().to_dict()
+        per_seed.append(summarize(method, sub, dilemmas, value, nll, min_pmass).as_row())
+    if len(per_seed) == 1:
+        return {**per_seed[0], "n_seeds": 1}
+    frame = pd.DataFrame(per_seed)
+    out = {k: (frame[k].mean() if pd.api.types.is_numeric_dtype(frame[k]) else frame[k].iloc[0]) for k in frame}
+    out["n_seeds"] = len(per_seed)
+    for k in SEED_SPREAD:
+        out[f"{k}_sd"] = float(frame[k].std(ddof=1))
+    return out
+
+
+def seed_columns(table: pd.DataFrame) -> list[str]:
+    """Seed count and spread columns, only for tables with several training seeds somewhere."""
+    if "n_seeds" not in table or not (table["n_seeds"].fillna(1) > 1).any():
+        return []
+    return ["n_seeds"] + [f"{k}_sd" for k in SEED_SPREAD]
+
+
 def cell(x: object, is_p: bool = False) -> object:
     """3 decimals; p-values below 0.001 in scientific notation; NaN as an empty cell."""
     if isinstance(x, float):
@@ -68,7 +97,9 @@ def cell(x: object, is_p: bool = False) -> object:
 
 
 def format_table(table: pd.DataFrame, value: str, fmt: str = "github", strength: str = "raw") -> str:
-    cols = [c for c in COLUMNS if c in table.columns] + (["note"] if "note" in table.columns else [])
+    seed_only = {"n_seeds", *(f"{k}_sd" for k in SEED_SPREAD)}
+    cols = [c for c in COLUMNS if c in table.columns and c not in seed_only] + seed_columns(table)
+    cols += ["note"] if "note" in table.columns else []
     shown = table[cols].copy()
     for col in cols:
         is_p = col in ("p", "paired_p")

@@ -44,6 +44,7 @@ from bench.store import (
     atomic_write_frame,
     atomic_write_json,
     check_writable,
+    file_lock,
     file_sha256,
     read_cached_frame,
     stable_hash,
@@ -74,6 +75,8 @@ class Runner:
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
         # Validate everything cheap before any compute: method names and options, output folder.
+        if cfg.n_seeds < 1:
+            raise SteerbenchError(f"--seeds {cfg.n_seeds} is not a number of training seeds; give 1 or more")
         self.method_classes = {name: get_method_class(name) for name in cfg.methods}
         self.options = {name: build_options(cls, cfg.method_options.get(name, {}))
                         for name, cls in self.method_classes.items()}
@@ -86,6 +89,7 @@ class Runner:
         self.cache = self.model_dir / "cache"
         self.run_dir = self.model_dir / (cfg.run_name or f"run-{stable_hash(cfg.identity(), 8)}")
         self.forward_passes = 0
+        self.work = {"fits": 0, "evaluations": 0, "c0_evaluations": 0}  # computed (not loaded) this run
         self._fitted: dict[str, Fitted] = {}
 
     # ----------------------------------------------------------------- set-up
@@ -106,41 +110,48 @@ class Runner:
         self.forward_passes += 1
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, name: str, **overrides: Any) -> Fitted:
-        """Fit a method (or load it from the artefact cache), then calibrate its sign once."""
+    def fit(self, name: str, seed: int | None = None, **overrides: Any) -> Fitted:
+        """Fit a method (or load it from the artefact cache), then calibrate its sign once.
+
+        ``seed``: the training seed (default: the run's seed); ignored by methods that are not ``seeded``.
+        """
         cls = self.method_classes.get(name) or get_method_class(name)
+        seed = self.cfg.seed if seed is None or not cls.seeded else seed
         options = self.options.get(name) or cls.Options()
         if overrides:
             options = dataclasses.replace(options, **overrides)
         opts = dataclasses.asdict(options)
-        key = stable_hash({"method": name, "options": opts, **self.model_key, "pairs": self.pairs_hash, "seed": self.cfg.seed})
+        key = stable_hash({"method": name, "options": opts, **self.model_key, "pairs": self.pairs_hash, "seed": seed})
         if key in self._fitted:
             return self._fitted[key]
         method: SteeringMethod = cls(options)
         folder = self.cache / "artifacts" / f"{name}-{key}"
-        ctx = FitContext(self.loaded, self.pairs, self.cfg.seed, self.cfg.batch_size,
+        ctx = FitContext(self.loaded, self.pairs, seed, self.cfg.batch_size,
                          fit_method=lambda other, **o: self.fit(other, **o).steering, log_dir=folder,
                          continuations=self.continuations)
-        meta_file = folder / "meta.json"
-        if meta_file.is_file():
-            meta = json.loads(meta_file.read_text())
-            steering = method.load(folder, ctx)
-            log.info("%s: reusing fitted artefacts %s", name, folder.name)
-        else:
-            log.info("%s: fitting on %d honesty pairs", name, len(self.pairs))
-            start = time.perf_counter()
-            steering = method.fit(ctx)
-            meta = {"method": name, "options": opts, "fit_seconds": round(time.perf_counter() - start, 2),
-                    "n_pairs": len(self.pairs), "peak_rss_mb": peak_rss_mb(), "describe": steering.describe()}
-            if self.cfg.calibrate_sign:
-                cont = self.continuations()
-                meta["calibration"] = calibrate_sign(self.loaded, steering, cont, self.base_system, self.cfg.batch_size)
+        # Locked: a concurrent run needing the same artefact waits, then loads it instead of refitting.
+        with file_lock(self.cache / "locks" / f"{name}-{key}.lock"):
+            meta_file = folder / "meta.json"
+            if meta_file.is_file():
+                meta = json.loads(meta_file.read_text())
+                steering = method.load(folder, ctx)
+                log.info("%s: reusing fitted artefacts %s", name, folder.name)
             else:
-                meta["calibration"] = {"sign": 1, "skipped": True}
-            with atomic_dir(folder) as tmp:
-                steering.save(tmp)
-                atomic_write_json(tmp / "meta.json", meta)
-            steering = method.load(folder, ctx)
+                log.info("%s: fitting on %d honesty pairs (seed %d)", name, len(self.pairs), seed)
+                self.work["fits"] += 1
+                start = time.perf_counter()
+                steering = method.fit(ctx)
+                meta = {"method": name, "options": opts, "seed": seed, "fit_seconds": round(time.perf_counter() - start, 2),
+                        "n_pairs": len(self.pairs), "peak_rss_mb": peak_rss_mb(), "describe": steering.describe()}
+                if self.cfg.calibrate_sign:
+                    cont = self.continuations()
+                    meta["calibration"] = calibrate_sign(self.loaded, steering, cont, self.base_system, self.cfg.batch_size)
+                else:
+                    meta["calibration"] = {"sign": 1, "skipped": True}
+                with atomic_dir(folder) as tmp:
+                    steering.save(tmp)
+                    atomic_write_json(tmp / "meta.json", meta)
+                steering = method.load(folder, ctx)
         fitted = Fitted(steering, key, int(meta["calibration"]["sign"]), meta)
         self._fitted[key] = fitted
         return fitted
@@ -154,18 +165,24 @@ class Runner:
         """Logratio and pmass for every dilemma row at one effective coefficient (cached)."""
         system = steering.system_prompt(coeff, self.base_system)
         prompts = dilemma_prompts(self.loaded.tokenizer, self.dilemmas.rows, system)
-        chunk_key = stable_hash({**self.model_key, "steering": key, "coeff": coeff, "prompts": prompts})
+        # The evaluation path is in the key: both give the same scores to float tolerance, not bit for bit.
+        path_name = "prefix-cache" if self.cfg.prefix_cache else "full"
+        chunk_key = stable_hash({**self.model_key, "steering": key, "coeff": coeff, "prompts": prompts, "path": path_name})
         path = self.cache / "eval" / f"{chunk_key}.parquet"
-        cached = read_cached_frame(path)
-        if cached is not None:
-            return cached
-        with steering.apply(self.loaded.model, coeff) as steered:
-            lr, pm = yes_no_logratios(steered, self.loaded.tokenizer, prompts, self.cfg.batch_size, desc,
-                                      on_forward=self._count_forward)
-            nll = heldout_nll(steered, self.loaded.tokenizer, system)
-        frame = pd.DataFrame({"idx": self.dilemmas.rows["idx"].to_numpy(), "logratio": lr, "pmass": pm, "nll": nll})
-        atomic_write_frame(path, frame)
-        return frame
+        with file_lock(self.cache / "locks" / f"eval-{chunk_key}.lock"):
+            cached = read_cached_frame(path)
+            if cached is not None:
+                return cached
+            self.work["evaluations"] += 1
+            self.work["c0_evaluations"] += coeff == 0
+            with steering.apply(self.loaded.model, coeff) as steered:
+                groups = self.dilemmas.rows["dilemma_idx"].tolist() if self.cfg.prefix_cache else None
+                lr, pm = yes_no_logratios(steered, self.loaded.tokenizer, prompts, self.cfg.batch_size, desc,
+                                          on_forward=self._count_forward, groups=groups)
+                nll = heldout_nll(steered, self.loaded.tokenizer, system)
+            frame = pd.DataFrame({"idx": self.dilemmas.rows["idx"].to_numpy(), "logratio": lr, "pmass": pm, "nll": nll})
+            atomic_write_frame(path, frame)
+            return frame
 
     def _strength(self, name: str, fitted: Fitted) -> float | None:
         """The coefficient scale: 1 for raw strength; c* for matched (None when unreachable)."""
@@ -196,6 +213,11 @@ class Runner:
             return None
         return float(result["c_star"])
 
+    def _note_unsupported(self, name: str, coeff: float) -> None:
+        missing = self.status[name].setdefault("unsupported_coeffs", [])
+        if coeff not in missing:
+            missing.append(coeff)
+
     def _method_rows(self, name: str, fitted: Fitted, base: pd.DataFrame) -> list[pd.DataFrame]:
         chunks = []
         scale = self._strength(name, fitted)
@@ -203,10 +225,10 @@ class Runner:
             if not fitted.steering.supports(coeff):
                 log.warning("%s cannot be applied at c=%g (it supports %s): no rows at that coefficient",
                             name, coeff, fitted.steering.supported_coeffs)
-                self.status[name].setdefault("unsupported_coeffs", []).append(coeff)
+                self._note_unsupported(name, coeff)
                 continue
             if scale is None and coeff != 0:
-                self.status[name].setdefault("unsupported_coeffs", []).append(coeff)
+                self._note_unsupported(name, coeff)
                 continue
             effective = fitted.sign * coeff * (scale or 0.0)
             if coeff == 0 and fitted.steering.c0_is_base:
@@ -229,10 +251,15 @@ class Runner:
         chunks = []
         for name in self.cfg.methods:
             self.status[name] = {"status": "ok"}
+            seeds = self.cfg.seeds if self.method_classes[name].seeded else [self.cfg.seed]
             try:
-                fitted = self.fit(name)
-                self.status[name].update(sign=fitted.sign, artefact=fitted.key, meta=fitted.meta)
-                chunks += self._method_rows(name, fitted, base)
+                for seed in seeds:
+                    fitted = self.fit(name, seed=seed)
+                    if seed == seeds[0]:
+                        self.status[name].update(sign=fitted.sign, artefact=fitted.key, meta=fitted.meta)
+                    self.status[name].setdefault("seeds", {})[str(seed)] = {
+                        "sign": fitted.sign, "artefact": fitted.key, "fit_seconds": fitted.meta.get("fit_seconds")}
+                    chunks += [c.assign(seed=seed) for c in self._method_rows(name, fitted, base)]
             except SteerbenchError:
                 raise
             except Exception as exc:  # a broken method must not sink the others: record it loudly
@@ -241,17 +268,17 @@ class Runner:
                 (self.run_dir / f"{name}.error.txt").write_text(traceback.format_exc())
                 self.status[name] = {"status": "failed", "reason": reason}
         rows = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(
-            columns=["idx", "logratio", "pmass", "nll", "method", "coeff", "effective_coeff", "shared_c0"])
+            columns=["idx", "logratio", "pmass", "nll", "method", "coeff", "effective_coeff", "shared_c0", "seed"])
         rows = rows.merge(self.dilemmas.rows[["idx", "dilemma_idx", "action_type"]], on="idx", how="left")
         rows["model"] = self.cfg.model
         rows["strength"] = self.cfg.strength
-        cols = ["model", "method", "strength", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
+        cols = ["model", "method", "seed", "strength", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
                 "logratio", "pmass", "nll", "shared_c0"]
-        rows = rows[cols].sort_values(["method", "coeff", "dilemma_idx", "idx"]).reset_index(drop=True)
+        rows = rows[cols].sort_values(["method", "seed", "coeff", "dilemma_idx", "idx"]).reset_index(drop=True)
         atomic_write_frame(self.run_dir / "rows.parquet", rows)
         labels = self.dilemmas.rows[["idx", "dilemma_idx", "action_type", "action", "labels"]]
         atomic_write_frame(self.run_dir / "dilemmas.parquet", labels)
-        self.status["_run"] = {"forward_passes": self.forward_passes, "wall_seconds": round(time.perf_counter() - started, 1)}
+        self.status["_run"] = {"forward_passes": self.forward_passes, "computed": self.work, "wall_seconds": round(time.perf_counter() - started, 1)}
         atomic_write_json(self.run_dir / "status.json", self.status)
         table = report.write_summary(self.run_dir, self.cfg.target, self.cfg.min_pmass)
         print(table)

@@ -33,7 +33,8 @@ def mark_valid(rows: pd.DataFrame, min_pmass: float = MIN_PMASS) -> pd.DataFrame
     """Add ``valid`` (finite and pmass >= min) and ``pair_valid`` (both rows of the dilemma valid)."""
     out = rows.copy()
     out["valid"] = np.isfinite(out["logratio"]) & (out["pmass"] >= min_pmass)
-    grp = out.groupby(["method", "coeff", "dilemma_idx"])["valid"]
+    keys = [k for k in ("method", "seed", "coeff", "dilemma_idx") if k in out]  # a pair within one seed's rows
+    grp = out.groupby(keys)["valid"]
     out["pair_valid"] = grp.transform("all") & (grp.transform("size") == 2)
     return out
 

@@ -67,6 +67,9 @@ class SteeringMethod(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    # Whether fitting makes random choices (init, batch order, sampling): such methods are refit once per
+    # training seed with --seeds N; deterministic ones are fit once and their rows shared by every seed.
+    seeded: ClassVar[bool] = True
 
     @dataclass
     class Options:

@@ -7,6 +7,7 @@ config that produced them, so a rerun recomputes only what is missing.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -88,17 +89,37 @@ def read_cached_frame(path: Path) -> pd.DataFrame | None:
 
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
-    """Yield a temporary folder that becomes ``target`` only if the block finishes."""
+    """Yield a temporary folder that becomes ``target`` only if the block finishes.
+
+    If ``target`` already exists (a complete folder: it only ever appears by rename) it is kept and
+    the new one discarded: content-addressed folders with the same name hold the same thing.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         yield tmp
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        try:
+            os.rename(tmp, target)  # fails if target exists (non-empty): never half-replace a folder
+        except OSError:
+            if not target.is_dir():
+                raise
+            log.info("%s was written by another run meanwhile: keeping that copy", target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (``flock``) held for the block: runs sharing a results folder take
+    turns on one cache entry, so the second one waits and then reuses the first one's result."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def check_writable(folder: Path) -> None:

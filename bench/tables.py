@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.dilemmas import FRAMEWORKS
-from bench.report import COLUMNS, cell, load_run, method_table
+from bench.report import COLUMNS, cell, load_run, method_table, seed_columns
 from bench.stats import MIN_PMASS, _endpoints, bootstrap_effect_ci, dilemma_scores
 from bench.store import atomic_write_frame, atomic_write_text
 
@@ -85,7 +85,7 @@ def main_table(rows, dilemmas, status, value, scores, min_pmass=MIN_PMASS, seed=
         "" if math.isnan(e) else f"{e:.3f} [{a:.3f}, {b:.3f}]" if not math.isnan(a) else f"{e:.3f}"
         for e, a, b in zip(table.get("effect", [math.nan] * len(table)), table["ci_low"], table["ci_high"])]
     for key in ("slope", "t", "p", "paired_t", "paired_p", "rho", "dnll", "nan_rate", "gain", "n_dilemmas",
-                "c_star", "kl"):
+                "c_star", "kl", *seed_columns(table)):
         if key in table:
             shown[COLUMNS[key]] = [cell(x, key in ("p", "paired_p")) for x in table[key]]
     shown["Note"] = table.get("note", "").fillna("") if "note" in table else ""

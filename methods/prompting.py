@@ -36,6 +36,7 @@ class PromptSteering(Steering):
 
 class Prompting(SteeringMethod):
     name = "prompting"
+    seeded = False  # no random choice in fitting
     description = "persona instruction added to the system message (c=+1 honest, -1 dishonest)"
 
     @dataclass

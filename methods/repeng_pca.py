@@ -21,6 +21,7 @@ from bench.steering import FitContext, Steering, SteeringMethod
 
 class RepengPCA(SteeringMethod):
     name = "repeng"
+    seeded = False  # no random choice in fitting
     description = "repeng ControlVector (PCA of hidden-state differences), added to the residual stream"
 
     @dataclass

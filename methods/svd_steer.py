@@ -67,6 +67,7 @@ class SVDSteering(Steering):
 
 class SVDSteer(SteeringMethod):
     name = "svd-steer"
+    seeded = False  # no random choice in fitting
     description = "U-basis weight-space steering: c * U diag(d_s) V^T x from the pairs' projected outputs"
 
     @dataclass

@@ -87,3 +87,28 @@ def test_killed_run_resumes_to_the_same_rows(tiny_model_dir, dilemmas_dir, tmp_p
     killed = pd.read_parquet(tmp_path / "killed" / tiny_model_dir.name / "k" / "rows.parquet")
     clean = pd.read_parquet(tmp_path / "clean" / tiny_model_dir.name / "k" / "rows.parquet")
     pd.testing.assert_frame_equal(killed, clean)
+
+
+def test_two_runs_sharing_a_results_folder_at_once(tiny_model_dir, small_data_dir, tmp_path):
+    """Started together on one cache: no corrupt or half-written file, identical rows, and (thanks to the
+    per-entry locks) each fit and evaluation is computed by one of them only, then reused by the other."""
+    import json
+    import subprocess
+    import sys
+
+    def command(name):
+        return [sys.executable, "-m", "bench", "run", "--model", str(tiny_model_dir), "--methods", "random,repeng",
+                "--n-dilemmas", "8", "--n-pairs", "12", "--batch-size", "2", "--dtype", "fp32", "--device", "cpu",
+                "--min-pmass", "0", "--data-dir", str(small_data_dir), "--results-dir", str(tmp_path), "--run-name", name]
+
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    procs = [subprocess.Popen(command(n), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env) for n in ("a", "b")]
+    for p in procs:
+        assert p.wait(timeout=600) == 0, p.stderr.read().decode()[-2000:]
+    model_dir = tmp_path / tiny_model_dir.name
+    a, b = (pd.read_parquet(model_dir / n / "rows.parquet") for n in ("a", "b"))
+    pd.testing.assert_frame_equal(a, b)
+    assert not list(model_dir.rglob("*.corrupt")) and not list(model_dir.rglob(".*.parquet.*"))
+    work = [json.loads((model_dir / n / "status.json").read_text())["_run"]["computed"] for n in ("a", "b")]
+    assert work[0]["evaluations"] + work[1]["evaluations"] == 1 + 2 * 2  # c=0 once, +-1 per method
+    assert work[0]["fits"] + work[1]["fits"] == 2
