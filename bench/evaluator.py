@@ -111,32 +111,58 @@ def yes_no_logratios(
     ``groups`` (e.g. the dilemma of each row) turns on shared-prefix evaluation: the common prefix is
     run once and each group's shared stem once (see ``bench.prefix_cache``); scores are the same.
     """
-    answers = AnswerTokens.for_tokenizer(tokenizer)
-    token_ids = encode(tokenizer, prompts)
+    scores = score_prompts(model, tokenizer, prompts, batch_size, desc, on_forward, groups)
     logratio = np.full(len(prompts), np.nan)
     pmass = np.full(len(prompts), np.nan)
+    logratio[scores["row"]] = scores["logratio"]
+    pmass[scores["row"]] = scores["pmass"]
+    return logratio, pmass
+
+
+def score_prompts(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    batch_size: int = 16,
+    desc: str = "evaluating",
+    on_forward: Callable[[], None] | None = None,
+    groups: Sequence[Hashable] | None = None,
+    shard: tuple[int, int] = (0, 1),
+) -> pd.DataFrame:
+    """Scores (columns row, logratio, pmass) of the prompts in this process's ``shard = (rank, world)``.
+
+    Batches are formed exactly as in a single process and dealt round-robin to the processes, so a
+    sharded run performs the same forward passes as an unsharded one, only spread out.
+    """
+    answers = AnswerTokens.for_tokenizer(tokenizer)
+    token_ids = encode(tokenizer, prompts)
     device = model_device(model)
+    rank, world = shard
     if groups is not None and len(prompts) > 1 and supports_prefix_cache(model):
         plan = PrefixPlan.build(token_ids, groups)
-        batches = prefix_cached_last_logits(model, plan, batch_size, tokenizer.pad_token_id, device, on_forward)
+        batches = prefix_cached_last_logits(model, plan, batch_size, tokenizer.pad_token_id, device, on_forward, shard)
     else:
         batches = (
             (idx, _last_logits(model, batch, on_forward))
-            for idx, batch in left_padded_batches(token_ids, batch_size, tokenizer.pad_token_id, device)
+            for i, (idx, batch) in enumerate(left_padded_batches(token_ids, batch_size, tokenizer.pad_token_id, device))
+            if i % world == rank
         )
+    rows, logratios, pmasses = [], [], []
     with torch.inference_mode():
-        progress = tqdm(total=len(prompts), desc=desc, leave=False, unit="prompt")
+        progress = tqdm(total=-(-len(prompts) // world), desc=desc, leave=False, unit="prompt")
         try:
             for idx, logits in batches:
                 lr, pm = _answer_scores(logits.float(), answers)
-                logratio[idx] = lr.cpu().numpy()
-                pmass[idx] = pm.cpu().numpy()
+                rows += list(idx)
+                logratios += lr.cpu().tolist()
+                pmasses += pm.cpu().tolist()
                 progress.update(len(idx))
         except torch.OutOfMemoryError:
             raise SteerbenchError(f"out of memory at batch size {batch_size}; rerun with a smaller --batch-size") from None
         finally:
             progress.close()
-    return logratio, pmass
+    frame = pd.DataFrame({"row": rows, "logratio": logratios, "pmass": pmasses}, columns=["row", "logratio", "pmass"])
+    return frame.astype({"row": int, "logratio": float, "pmass": float}).sort_values("row", ignore_index=True)
 
 
 def _last_logits(model: PreTrainedModel, batch: dict[str, torch.Tensor], on_forward: Callable[[], None] | None):

@@ -107,8 +107,10 @@ def prefix_cached_last_logits(
     pad_id: int,
     device: torch.device,
     on_forward: Callable[[], None] | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[tuple[list[int], torch.Tensor]]:
-    """Yield (row indices, next-token logits at each row's last token), batch by batch."""
+    """Yield (row indices, next-token logits at each row's last token), batch by batch; with
+    ``shard = (rank, world)`` only every world-th batch (each process still runs the short trunk)."""
 
     cache_kwarg = _cache_kwarg(model)
 
@@ -134,7 +136,8 @@ def prefix_cached_last_logits(
             batches.append([])
         batches[-1].append(g)
 
-    for group_batch in batches:
+    rank, world = shard
+    for group_batch in batches[rank::world]:
         n_groups = len(group_batch)
         stems = [plan.stems[g] for g in group_batch]
         stem_ids, stem_mask = _left_pad(stems, pad_id)

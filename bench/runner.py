@@ -35,7 +35,8 @@ from bench.dilemmas import (
     select_subset,
 )
 from bench.errors import SteerbenchError
-from bench.evaluator import dilemma_prompts, heldout_nll, yes_no_logratios
+from bench.distributed import ProcessShard, single_process_env
+from bench.evaluator import dilemma_prompts, heldout_nll, score_prompts
 from bench.models import LoadedModel, load_model, model_slug
 from bench.pairs import HonestyPair, make_pairs
 from bench.steering import FitContext, NoSteering, Steering, SteeringMethod
@@ -88,6 +89,7 @@ class Runner:
         check_writable(self.model_dir)
         self.cache = self.model_dir / "cache"
         self.run_dir = self.model_dir / (cfg.run_name or f"run-{stable_hash(cfg.identity(), 8)}")
+        self.shard = ProcessShard.from_env()
         self.forward_passes = 0
         self.work = {"fits": 0, "evaluations": 0, "c0_evaluations": 0}  # computed (not loaded) this run
         self._fitted: dict[str, Fitted] = {}
@@ -140,7 +142,8 @@ class Runner:
                 log.info("%s: fitting on %d honesty pairs (seed %d)", name, len(self.pairs), seed)
                 self.work["fits"] += 1
                 start = time.perf_counter()
-                steering = method.fit(ctx)
+                with single_process_env():  # a trainer must not join the launcher's process group
+                    steering = method.fit(ctx)
                 meta = {"method": name, "options": opts, "seed": seed, "fit_seconds": round(time.perf_counter() - start, 2),
                         "n_pairs": len(self.pairs), "peak_rss_mb": peak_rss_mb(), "describe": steering.describe()}
                 if self.cfg.calibrate_sign:
@@ -169,20 +172,40 @@ class Runner:
         path_name = "prefix-cache" if self.cfg.prefix_cache else "full"
         chunk_key = stable_hash({**self.model_key, "steering": key, "coeff": coeff, "prompts": prompts, "path": path_name})
         path = self.cache / "eval" / f"{chunk_key}.parquet"
-        with file_lock(self.cache / "locks" / f"eval-{chunk_key}.lock"):
+        lock = self.cache / "locks" / f"eval-{chunk_key}.lock"
+        if self.shard.sharded:  # each process holds the lock of its own part only
+            lock = self.shard.part_path(lock)
+        with file_lock(lock):
             cached = read_cached_frame(path)
             if cached is not None:
                 return cached
-            self.work["evaluations"] += 1
-            self.work["c0_evaluations"] += coeff == 0
-            with steering.apply(self.loaded.model, coeff) as steered:
-                groups = self.dilemmas.rows["dilemma_idx"].tolist() if self.cfg.prefix_cache else None
-                lr, pm = yes_no_logratios(steered, self.loaded.tokenizer, prompts, self.cfg.batch_size, desc,
-                                          on_forward=self._count_forward, groups=groups)
-                nll = heldout_nll(steered, self.loaded.tokenizer, system)
-            frame = pd.DataFrame({"idx": self.dilemmas.rows["idx"].to_numpy(), "logratio": lr, "pmass": pm, "nll": nll})
+            part = read_cached_frame(self.shard.part_path(path)) if self.shard.sharded else None
+            if part is None:
+                part = self._score(steering, coeff, prompts, system, desc)
+            frame = self._merge_parts(self.shard.gather(path, part)) if self.shard.sharded else part
             atomic_write_frame(path, frame)
             return frame
+
+    def _score(self, steering: Steering, coeff: float, prompts: list[str], system: str | None, desc: str) -> pd.DataFrame:
+        """This process's rows of one chunk: logratio, pmass, and the held-out NLL (the main process's job)."""
+        self.work["evaluations"] += 1
+        self.work["c0_evaluations"] += coeff == 0
+        groups = self.dilemmas.rows["dilemma_idx"].tolist() if self.cfg.prefix_cache else None
+        with steering.apply(self.loaded.model, coeff) as steered:
+            scores = score_prompts(steered, self.loaded.tokenizer, prompts, self.cfg.batch_size, desc,
+                                   on_forward=self._count_forward, groups=groups,
+                                   shard=(self.shard.rank, self.shard.world))
+            nll = heldout_nll(steered, self.loaded.tokenizer, system) if self.shard.main else float("nan")
+        idx = self.dilemmas.rows["idx"].to_numpy()[scores["row"].to_numpy()]
+        return pd.DataFrame({"idx": idx, "logratio": scores["logratio"].to_numpy(),
+                             "pmass": scores["pmass"].to_numpy(), "nll": nll})
+
+    def _merge_parts(self, parts: pd.DataFrame) -> pd.DataFrame:
+        """The shards' rows in the order a single process writes them, with the main process's NLL."""
+        nll = parts["nll"].dropna()
+        merged = parts.set_index("idx").loc[self.dilemmas.rows["idx"].to_numpy()].reset_index()
+        merged["nll"] = float(nll.iloc[0]) if len(nll) else float("nan")
+        return merged[["idx", "logratio", "pmass", "nll"]]
 
     def _strength(self, name: str, fitted: Fitted) -> float | None:
         """The coefficient scale: 1 for raw strength; c* for matched (None when unreachable)."""
@@ -243,6 +266,9 @@ class Runner:
         started = time.perf_counter()
         self._load()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.shard.sharded:
+            log.info("process %d of %d: evaluating every %d-th batch; parts are merged in the result store",
+                     self.shard.rank, self.shard.world, self.shard.world)
         atomic_write_json(self.run_dir / "config.json", dataclasses.asdict(self.cfg))
         atomic_write_json(self.run_dir / "environment.json", self.environment())
         self.status: dict[str, dict] = {}
@@ -267,6 +293,9 @@ class Runner:
                 log.error("METHOD FAILED: %s could not run (%s); it is listed as failed in the table", name, reason)
                 (self.run_dir / f"{name}.error.txt").write_text(traceback.format_exc())
                 self.status[name] = {"status": "failed", "reason": reason}
+        if not self.shard.main:  # its parts are in the store; the main process writes the run
+            log.info("process %d of %d: finished my share of the evaluation", self.shard.rank, self.shard.world)
+            return self.run_dir
         rows = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(
             columns=["idx", "logratio", "pmass", "nll", "method", "coeff", "effective_coeff", "shared_c0", "seed"])
         rows = rows.merge(self.dilemmas.rows[["idx", "dilemma_idx", "action_type"]], on="idx", how="left")
@@ -305,5 +334,5 @@ class Runner:
                 "model": {"name": self.loaded.name, "source": self.loaded.source, "fingerprint": self.loaded.fingerprint,
                           "dtype": str(self.loaded.dtype), "device": str(self.loaded.device)},
                 "data_files_sha256": data_hashes or "hub:" + "kellycyy/daily_dilemmas",
-                "pairs_sha": self.pairs_hash}
+                "pairs_sha": self.pairs_hash, "processes": self.shard.world}
 

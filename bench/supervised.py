@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from transformers.trainer_callback import ProgressCallback
 
 from bench.chat import DEFAULT_SYSTEM, render
 from bench.continuations import Continuations
@@ -28,6 +29,20 @@ def trainer_kwargs(seed: int, lr: float, epochs: float, batch_size: int) -> dict
         save_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(), bf16=False, fp16=False,
         dataloader_num_workers=0, disable_tqdm=False, max_length=256, gradient_checkpointing=False,
     )
+
+
+class LossInProgressBar(ProgressCallback):
+    """The trainer's progress bar showing the latest loss, instead of printing a metrics dict per step
+    (every step's metrics still go to the artefact's training_log.csv)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{float(logs['loss']):.3f}", refresh=False)
+
+
+def quiet_progress(trainer) -> None:
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(LossInProgressBar())
 
 
 def save_training_log(log_history: list[dict], folder: Path) -> None:

@@ -22,6 +22,7 @@ from bench.steering import FitContext, Steering, SteeringMethod
 from bench.supervised import (
     library_versions,
     persona_free_prompts,
+    quiet_progress,
     save_training_log,
     trainer_kwargs,
 )
@@ -93,6 +94,7 @@ class Lora(SteeringMethod):
         args = DPOConfig(**trainer_kwargs(ctx.seed, o.lr, o.epochs, o.batch_size), beta=o.beta)
         trainer = DPOTrainer(model=loaded.model, args=args, train_dataset=data,
                              processing_class=loaded.tokenizer, peft_config=peft_config)
+        quiet_progress(trainer)
         log.info("lora: DPO on %d continuation pairs (%d tokens each)", len(data), o.continuation_tokens)
         try:
             trainer.train()

@@ -27,6 +27,7 @@ from bench.steering import FitContext, Steering, SteeringMethod
 from bench.supervised import (
     library_versions,
     persona_free_prompts,
+    quiet_progress,
     save_training_log,
     trainer_kwargs,
 )
@@ -99,6 +100,7 @@ class SFT(SteeringMethod):
             log.info("sft: fine-tuning a full copy toward the %s continuations (%d examples)",
                      "honest" if coeff > 0 else "dishonest", len(data))
             trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=loaded.tokenizer)
+            quiet_progress(trainer)
             trainer.train()
             state = {k: v.detach().to(loaded.dtype).contiguous() for k, v in model.state_dict().items()
                      if not (k == "lm_head.weight" and model.config.tie_word_embeddings)}
