@@ -21,6 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from bench.chat import DEFAULT_SYSTEM, has_chat_template, render
 from bench.errors import SteerbenchError
+from bench.hooks import contiguous_head_input
 from bench.prefix_cache import PrefixPlan, prefix_cached_last_logits, supports_prefix_cache
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ def score_prompts(
             if i % world == rank
         )
     rows, logratios, pmasses = [], [], []
+    contiguous_head_input(model)
     with torch.inference_mode():
         progress = tqdm(total=-(-len(prompts) // world), desc=desc, leave=False, unit="prompt")
         try:

@@ -26,6 +26,7 @@ from transformers import (
 )
 
 from bench.errors import SteerbenchError
+from bench.hooks import contiguous_head_input
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ def load_model(
         ) from None
     model.to(dev).eval()
     model.requires_grad_(False)
+    contiguous_head_input(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

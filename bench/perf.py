@@ -42,10 +42,20 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bare_loop(model, batches, **kwargs) -> None:
-    with torch.inference_mode():
-        for _, batch in batches:
-            model(**batch, **kwargs)
+def bare_loop(model, batches, contiguous_head: bool = False, **kwargs) -> None:
+    """``model(**batch)`` over the batches; without ``contiguous_head`` the harness's LM-head fix is
+    switched off for the loop (the plain transformers forward)."""
+    head = model.get_output_embeddings()
+    hooks = head._forward_pre_hooks
+    saved = dict(hooks)
+    if not contiguous_head:
+        hooks.clear()
+    try:
+        with torch.inference_mode():
+            for _, batch in batches:
+                model(**batch, **kwargs)
+    finally:
+        hooks.update(saved)
 
 
 def padding_fraction(token_ids, batch_size: int, sort: bool) -> float:
@@ -67,7 +77,7 @@ class Measure:
 
     def row(self) -> tuple:
         verdict = "" if self.passed is None else ("PASS" if self.passed else "FAIL")
-        return self.label, f"{self.value:.3f}" if isinstance(self.value, float) else self.value, self.target, verdict
+        return self.label, f"{self.value:.4g}" if isinstance(self.value, float) else self.value, self.target, verdict
 
 
 def at_least(label: str, value: float, target: float) -> Measure:
@@ -107,10 +117,15 @@ def main(argv: list[str] | None = None) -> None:
     def harness(m, **kw):
         return lambda: yes_no_logratios(m, tok, prompts, args.batch_size, desc="perf", **kw)
 
+    bare_loop(model, sorted_batches[:1], logits_to_keep=1)  # warm-up: first-call kernel selection
     bare = median_time(lambda: bare_loop(model, sorted_batches, logits_to_keep=1), args.repeats)
-    report.append(Measure("bare model(**batch) loop, prompts/s", n / bare))
-    report.append(at_least("1. harness c=0 (full prompts) / bare loop, prompts/s ratio",
-                           bare / median_time(harness(model), args.repeats), 0.95))
+    fixed = median_time(lambda: bare_loop(model, sorted_batches, True, logits_to_keep=1), args.repeats)
+    report.append(Measure("bare model(**batch, logits_to_keep=1) loop, prompts/s", n / bare))
+    report.append(Measure("same loop with a contiguous LM-head input (the harness's fix), prompts/s", n / fixed))
+    # Target 1 is judged against the fixed loop: the harness's own overhead, not the fix's gain.
+    plain = median_time(harness(model), args.repeats)
+    report.append(Measure("1. harness c=0 (full prompts) / bare loop", bare / plain))
+    report.append(at_least("1. harness c=0 (full prompts) / bare loop with the head fix", fixed / plain, 0.95))
 
     hidden = model.config.hidden_size
     rng = np.random.default_rng(0)
@@ -129,21 +144,24 @@ def main(argv: list[str] | None = None) -> None:
             def steered():
                 with steering.apply(model, c) as m:
                     harness(m)()
-            report.append(at_least(f"1. harness {label} c={c:+g} / bare loop", bare / median_time(steered, args.repeats), 0.9))
+            report.append(at_least(f"1. harness {label} c={c:+g} (full prompts) / bare loop with the head fix",
+                                   fixed / median_time(steered, args.repeats), 0.9))
 
-    full = median_time(lambda: bare_loop(model, sorted_batches), args.repeats)
-    report.append(Measure("2. speed-up of logits_to_keep=1 over full logits", full / bare, "> 1", full / bare > 1))
+    full = median_time(lambda: bare_loop(model, sorted_batches, True), args.repeats)
+    report.append(Measure("2. speed-up of logits_to_keep=1 over full logits", full / fixed, "> 1", full / fixed > 1))
 
     report.append(at_most("3. padding fraction, length-sorted batches", padding_fraction(ids, args.batch_size, True), 0.10))
     report.append(Measure("3. padding fraction, unsorted batches", padding_fraction(ids, args.batch_size, False)))
-    unsorted = median_time(lambda: bare_loop(model, unsorted_batches, logits_to_keep=1), args.repeats)
-    report.append(Measure("3. speed-up of length-sorted over unsorted batches", unsorted / bare, "> 1", unsorted / bare > 1))
+    unsorted = median_time(lambda: bare_loop(model, unsorted_batches, True, logits_to_keep=1), args.repeats)
+    report.append(Measure("3. speed-up of length-sorted over unsorted batches", unsorted / fixed, "> 1", unsorted / fixed > 1))
 
     plan = PrefixPlan.build(ids, groups)
     bare_tokens = sum(b["input_ids"].numel() for _, b in sorted_batches)
     report.append(Measure("7. unique tokens / tokens the bare loop processes (incl. padding)", plan.unique_tokens() / bare_tokens))
-    report.append(at_least("7. shared-prefix harness c=0 / bare loop, prompts/s ratio",
-                           bare / median_time(harness(model, groups=groups), args.repeats), 1.8))
+    shared_time = median_time(harness(model, groups=groups), args.repeats)
+    report.append(at_least("7. shared-prefix harness c=0 / bare loop, prompts/s ratio", bare / shared_time, 1.8))
+    report.append(Measure("7. shared-prefix harness c=0 / bare loop with the head fix (prefix sharing alone)",
+                          fixed / shared_time))
     with steerings[0][1].apply(model, 1.0) as m:
         report.append(at_least("7. shared-prefix harness, residual hooks c=+1 / bare loop",
                                bare / median_time(harness(m, groups=groups), args.repeats), 1.8))

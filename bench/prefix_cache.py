@@ -129,10 +129,12 @@ def prefix_cached_last_logits(
                       position_ids=torch.arange(trunk_len, device=device)[None])
         trunk_kv = _kv(out)
 
-    # Batches of whole groups with at most batch_size rows (a group larger than that goes alone).
+    # Batches of whole groups: batch_size stems, and at most 2 x batch_size leaves. A row's leaf is a
+    # few tokens (an action), so that is still far fewer tokens than batch_size full prompts.
     batches: list[list[int]] = [[]]
     for g, rows in enumerate(plan.groups):
-        if batches[-1] and sum(len(plan.groups[x]) for x in batches[-1]) + len(rows) > batch_size:
+        n_rows = sum(len(plan.groups[x]) for x in batches[-1]) + len(rows)
+        if batches[-1] and (len(batches[-1]) >= batch_size or n_rows > 2 * batch_size):
             batches.append([])
         batches[-1].append(g)
 

@@ -61,3 +61,23 @@ def test_nan_logits_make_the_row_nan(tiny, small_data_dir):
 def test_heldout_nll_is_finite_and_positive(tiny):
     nll = heldout_nll(tiny.model, tiny.tokenizer)
     assert np.isfinite(nll) and nll > 1.0  # a random model is far from fluent
+
+
+def test_contiguous_head_input_is_installed_and_changes_nothing(tiny, small_data_dir):
+    import torch
+
+    from bench.evaluator import left_padded_batches
+
+    head = tiny.model.get_output_embeddings()
+    assert head._steerbench_contiguous and len(head._forward_pre_hooks) == 1
+    prompts = dilemma_prompts(tiny.tokenizer, load_dilemmas(small_data_dir).rows.head(4), DEFAULT_SYSTEM)
+    (_, batch), = left_padded_batches(encode(tiny.tokenizer, prompts), 4, tiny.tokenizer.pad_token_id, tiny.device)
+    with torch.inference_mode():
+        fixed = tiny.model(**batch, logits_to_keep=3).logits
+        saved = dict(head._forward_pre_hooks)
+        head._forward_pre_hooks.clear()
+        try:
+            plain = tiny.model(**batch, logits_to_keep=3).logits
+        finally:
+            head._forward_pre_hooks.update(saved)
+    torch.testing.assert_close(fixed, plain, rtol=1e-5, atol=1e-5)
