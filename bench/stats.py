@@ -10,6 +10,7 @@ yes/no bias cancels exactly (+b on one row, -b on the other).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -185,6 +186,8 @@ def bootstrap_effect_ci(per_dilemma: pd.DataFrame, lo: float, hi: float, n_boot:
     a, b = wide[hi].to_numpy(), wide[lo].to_numpy()
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(wide), size=(n_boot, len(wide)))
-    boots = np.nanmean(a[picks], axis=1) - np.nanmean(b[picks], axis=1)
+    with warnings.catch_warnings():  # a resample without a valid dilemma at one end is NaN, and skipped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        boots = np.nanmean(a[picks], axis=1) - np.nanmean(b[picks], axis=1)
     tail = (1 - level) / 2 * 100
     return float(np.nanpercentile(boots, tail)), float(np.nanpercentile(boots, 100 - tail))

@@ -34,6 +34,8 @@ def test_list_shows_every_method(capsys):
     (["--repeng.nonsense", "3"], "unknown option repeng.nonsense"),
     (["--repeng.batch-size", "big"], "repeng.batch-size expects int"),
     (["--model", "no-such-org/no-such-model-xyz"], "could not load model 'no-such-org/no-such-model-xyz'"),
+    (["--seeds", "0"], "--seeds 0 is not a number of training seeds"),
+    (["--n-dilemmas", "0"], "n_dilemmas must be a positive integer, got 0"),
 ])
 def test_bad_input_is_one_clear_line(capsys, tmp_path, small_data_dir, args, needle):
     code, out = run_cli(capsys, "run", "--data-dir", str(small_data_dir), "--results-dir", str(tmp_path), *args)
@@ -95,3 +97,22 @@ def test_failed_method_is_listed_not_hidden(tiny_model_dir, small_data_dir, tmp_
     summary = (run_dir / "summary.md").read_text()
     assert "FAILED: RuntimeError: simulated failure" in summary
     assert json.loads((run_dir / "status.json").read_text())["repeng"]["status"] == "failed"
+
+
+def test_remote_code_is_off_unless_asked(tiny_model_dir, monkeypatch):
+    """Model code from the hub never runs by default: trust_remote_code reaches from_pretrained as False."""
+    import transformers
+
+    from bench.models import load_model
+
+    seen = []
+    real = transformers.AutoModelForCausalLM.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("trust_remote_code"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", spy)
+    monkeypatch.setattr("bench.models.AutoModelForCausalLM.from_pretrained", spy, raising=False)
+    load_model(str(tiny_model_dir), dtype="fp32", device="cpu")
+    assert seen == [False]
