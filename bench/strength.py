@@ -38,40 +38,54 @@ class StrengthResult:
 
 
 class KLProbe:
-    """Mean per-token KL(base || steered) over the held-out responses; base logits computed once."""
+    """Mean per-token KL(base || steered) over the held-out responses; base logits computed once.
+
+    The steered side is rendered with the steering's own system message, so a method that steers
+    through the prompt (prompting) is measured like one that steers through the weights.
+    """
 
     def __init__(self, loaded: LoadedModel, batch_size: int = 8, texts=None):
         self.loaded = loaded
-        texts = texts if texts is not None else load_heldout()
-        tok = loaded.tokenizer
-        heads = encode(tok, [render(tok, p, "", DEFAULT_SYSTEM) for p, _ in texts])
-        self.ids = encode(tok, [render(tok, p, "", DEFAULT_SYSTEM) + r for p, r in texts])
-        self.n_resp = [len(f) - len(h) for f, h in zip(self.ids, heads)]
+        self.texts = texts if texts is not None else load_heldout()
         self.batch_size = batch_size
         self.forward_passes = 0
-        self.base = self._logprobs(loaded.model)
+        self._encoded: dict[str | None, tuple[list[list[int]], list[int]]] = {}
+        self.base = self._logprobs(loaded.model, DEFAULT_SYSTEM)
 
-    def _logprobs(self, model) -> list[torch.Tensor]:
-        out: list[torch.Tensor | None] = [None] * len(self.ids)
+    def _encode(self, system: str | None) -> tuple[list[list[int]], list[int]]:
+        if system not in self._encoded:
+            tok = self.loaded.tokenizer
+            heads = encode(tok, [render(tok, p, "", system) for p, _ in self.texts])
+            ids = encode(tok, [render(tok, p, "", system) + r for p, r in self.texts])
+            self._encoded[system] = ids, [len(f) - len(h) for f, h in zip(ids, heads)]
+        return self._encoded[system]
+
+    def _logprobs(self, model, system: str | None) -> list[torch.Tensor | None]:
+        """Per text: log-probabilities at the positions that predict its response tokens."""
+        ids, n_resp = self._encode(system)
+        out: list[torch.Tensor | None] = [None] * len(ids)
         tok = self.loaded.tokenizer
         with torch.inference_mode():
-            for idx, batch in left_padded_batches(self.ids, self.batch_size, tok.pad_token_id, model_device(model)):
+            for idx, batch in left_padded_batches(ids, self.batch_size, tok.pad_token_id, model_device(model)):
                 logits = model(**batch, use_cache=False).logits.float()
                 self.forward_passes += 1
                 for row, i in enumerate(idx):
-                    k = self.n_resp[i]
+                    k = n_resp[i]
                     out[i] = torch.log_softmax(logits[row, -k - 1 : -1], dim=-1) if k > 0 else None
         return out
 
     def kl(self, steering: Steering, coeff: float) -> float:
+        system = steering.system_prompt(coeff, DEFAULT_SYSTEM)
         with steering.apply(self.loaded.model, coeff) as model:
-            steered = self._logprobs(model)
+            steered = self._logprobs(model, system)
         total, count = 0.0, 0
         for b, s in zip(self.base, steered):
-            if b is None:
+            if b is None or s is None:
                 continue
+            k = min(b.shape[0], s.shape[0])  # the same response tokens, aligned from the end
+            b, s = b[-k:], s[-k:]
             total += (b.exp() * (b - s)).sum(-1).sum().item()
-            count += b.shape[0]
+            count += k
         return total / max(count, 1)
 
 

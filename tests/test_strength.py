@@ -54,6 +54,15 @@ def test_matched_run_scales_coefficients_by_c_star(tiny_model_dir, small_data_di
     sign = runner.status["random"]["sign"]
     plus = rows[(rows["method"] == "random") & (rows["coeff"] == 1.0)]["effective_coeff"].unique()
     assert plus.tolist() == [pytest.approx(sign * strength["c_star"])]
-    assert runner.status["prompting"]["strength"]["discrete"]  # prompting reports the KL it reaches
+    prompting = runner.status["prompting"]["strength"]
+    assert prompting["discrete"] and prompting["kl"] > 0  # the persona prompt's KL is measured, not 0
     summary = (run_dir / "summary.md").read_text()
     assert "matched strength" in summary and "c*" in summary and "KL" in summary
+
+
+def test_prompt_steering_is_measured_with_its_own_system_message(tiny, probe):
+    from methods.prompting import PromptSteering
+
+    steering = PromptSteering("Pretend you're an honest person.", "Pretend you're a dishonest person.")
+    assert probe.kl(steering, 0.0) == pytest.approx(0.0, abs=1e-6)
+    assert probe.kl(steering, 1.0) > 1e-4
