@@ -163,7 +163,9 @@ def cross_run_tables(run_dirs: list[Path], value: str, out: Path) -> Path:
     if frame.empty:
         return out
     metrics = [k for k in ("effect", "paired_t", "paired_p", "rho", "dnll", "gain") if k in frame]
-    by_model = frame.pivot_table(index="method", columns="model", values=["effect", "gain"], aggfunc="mean")
+    # Raw and matched-strength runs of one model are different experiments: never average them together.
+    frame["column"] = frame["model"] + (" (" + frame["strength"] + ")" if frame["strength"].nunique() > 1 else "")
+    by_model = frame.pivot_table(index="method", columns="column", values=["effect", "gain"], aggfunc="mean")
     by_model.columns = [f"{m} {COLUMNS[k]}" for k, m in by_model.columns]
     write_table(out, "cross_models", by_model.reset_index().rename(columns={"method": "Method"}),
                 caption=f"{value}: Effect and normalized gain per model")
