@@ -52,14 +52,21 @@ def score_vs_coeff(scores: pd.DataFrame, value: str, methods: list[str]):
     return fig
 
 
-def effect_vs_dnll(raw: pd.DataFrame, value: str):
+COST_AXES = {
+    "dnll": "dNLL on held-out text (nats/token, worse end of the sweep)",
+    "kl": "KL from the unsteered model on held-out text (nats/token, at c*)",
+}
+
+
+def effect_vs_cost(raw: pd.DataFrame, value: str, cost: str = "dnll"):
+    """Effect against a coherence cost: dNLL (every run) or the KL reached (matched-strength runs)."""
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    ok = raw.dropna(subset=["effect", "dnll"]) if "effect" in raw else raw.iloc[0:0]
+    ok = raw.dropna(subset=["effect", cost]) if "effect" in raw and cost in raw else raw.iloc[0:0]
     for _, r in ok.iterrows():
         err = [[r["effect"] - r["ci_low"]], [r["ci_high"] - r["effect"]]] if np.isfinite(r["ci_low"]) else None
-        ax.errorbar(r["dnll"], r["effect"], yerr=err, fmt="o", capsize=3, label=r["method"])
+        ax.errorbar(r[cost], r["effect"], yerr=err, fmt="o", capsize=3, label=r["method"])
     ax.axhline(0, color="grey", lw=0.6)
-    ax.set_xlabel("dNLL on held-out text (nats/token, worse end of the sweep)")
+    ax.set_xlabel(COST_AXES[cost])
     ax.set_ylabel(f"Effect on {value} (log-odds)")
     ax.set_title("Steering vs coherence cost (up-left is better)")
     _legend(ax)
@@ -85,5 +92,7 @@ def framework_bars(effects: pd.DataFrame, methods: list[str]):
 def build_plots(folder: Path, scores: pd.DataFrame, effects: pd.DataFrame, raw: pd.DataFrame, value: str,
                 methods: list[str]) -> None:
     _save(score_vs_coeff(scores, value, methods), folder, "score_vs_coeff")
-    _save(effect_vs_dnll(raw, value), folder, "effect_vs_dnll")
+    _save(effect_vs_cost(raw, value, "dnll"), folder, "effect_vs_dnll")
+    if "kl" in raw and raw["kl"].notna().any():  # matched strength: the budget's own axis
+        _save(effect_vs_cost(raw, value, "kl"), folder, "effect_vs_kl")
     _save(framework_bars(effects, methods), folder, "frameworks")

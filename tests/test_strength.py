@@ -58,6 +58,10 @@ def test_matched_run_scales_coefficients_by_c_star(tiny_model_dir, small_data_di
     assert prompting["discrete"] and prompting["kl"] > 0  # the persona prompt's KL is measured, not 0
     summary = (run_dir / "summary.md").read_text()
     assert "matched strength" in summary and "c*" in summary and "KL" in summary
+    from bench.tables import build_tables
+
+    build_tables(run_dir, "Virtue/Truthfulness")
+    assert (run_dir / "plots" / "effect_vs_kl.png").is_file()  # the KL axis of a matched run
 
 
 def test_prompt_steering_is_measured_with_its_own_system_message(tiny, probe):

@@ -62,6 +62,7 @@ def test_tables_and_plots_from_a_run_without_a_model(tiny_model_dir, small_data_
     labels = {name: (x, y) for name, x, y in seen}
     assert labels["score_vs_coeff"] == (["steering coefficient c"], ["Virtue/Truthfulness score (log-odds)"])
     assert labels["effect_vs_dnll"][0][0].startswith("dNLL")
+    assert "effect_vs_kl" not in labels  # raw run: no KL to plot
     assert "95% CI" in (folder / "main.md").read_text()
 
 
