@@ -46,6 +46,27 @@ def test_low_rank_path_matches_dense_weight(linear):
         torch.testing.assert_close(layer(x), dense, atol=1e-5, rtol=1e-5)
 
 
+def test_inference_path_is_the_training_path_and_tracks_parameter_updates(linear):
+    """Without grad the layer is one dense matmul on a cached merged weight; it must equal the
+    low-rank training path and be rebuilt when the coefficient or a parameter changes."""
+    layer = InnerPiSSALinear(linear, AdapterShape(rank=8, rotate_u=True, init_std=0.1))
+    x = torch.randn(4, 32)
+    opt = torch.optim.SGD([p for p in layer.parameters() if p.requires_grad], lr=0.5)
+    for c in (1.0, -1.0, 1.0):
+        layer.coeff = c
+        trained = layer(x)
+        with torch.no_grad():
+            fast = layer(x)
+        torch.testing.assert_close(fast, trained.detach(), atol=1e-5, rtol=1e-5)
+        trained.pow(2).sum().backward()  # an optimizer step must invalidate the cached weight
+        opt.step()
+        opt.zero_grad()
+    with torch.no_grad():
+        before = layer(x)
+        layer.delta_s.add_(0.3)
+        assert not torch.allclose(layer(x), before)
+
+
 @pytest.fixture(scope="module")
 def runner(tiny_model_dir, small_data_dir, tmp_path_factory):
     r = tiny_runner(tiny_model_dir, small_data_dir, tmp_path_factory.mktemp("ip"), methods=("innerpissa",),

@@ -62,6 +62,7 @@ class InnerPiSSALinear(nn.Module):
         self.theta_u = init(r, r) if shape.rotate_u else None
         self.delta_s = init(r) if shape.scale_s != "none" else None
         self.coeff = 0.0
+        self._dense_cache: tuple[tuple, torch.Tensor] | None = None
 
     def generator(self, theta: torch.Tensor) -> torch.Tensor:
         a = skew(theta)
@@ -87,10 +88,22 @@ class InnerPiSSALinear(nn.Module):
         return u, self.scaled_s(coeff), v
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():  # scoring: one dense matmul, exactly the base layer's cost
+            return torch.nn.functional.linear(x, self.dense_weight(self.coeff, x.dtype), self.bias)
         u, s, v = self.low_rank_factors(self.coeff)
         low = ((x.float() @ v) * s) @ u.T
         y = torch.nn.functional.linear(x, self.w_res, self.bias) + low.to(x.dtype)
         return y
+
+    def dense_weight(self, coeff: float, dtype: torch.dtype) -> torch.Tensor:
+        """``merged_weight(coeff)`` in ``dtype``, cached until the coefficient or a parameter changes
+        (parameters' in-place version counters: an optimizer step or a load invalidates it)."""
+        params = [p for p in (self.theta_v, self.theta_u, self.delta_s) if p is not None]
+        key = (coeff, dtype, *(p._version for p in params), *(id(p) for p in params))
+        if self._dense_cache is None or self._dense_cache[0] != key:
+            with torch.no_grad():
+                self._dense_cache = (key, self.merged_weight(coeff).to(dtype).contiguous())
+        return self._dense_cache[1]
 
     def merged_weight(self, coeff: float) -> torch.Tensor:
         """The dense weight this layer computes at ``coeff`` (for merging and tests)."""
