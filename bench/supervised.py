@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import torch
@@ -13,7 +16,26 @@ from transformers.trainer_callback import ProgressCallback
 from bench.chat import DEFAULT_SYSTEM, render
 from bench.continuations import Continuations
 from bench.pairs import NEUTRAL_INSTRUCTION
+from bench.steering import Steering
 from bench.store import atomic_write_frame
+
+
+class FolderSteering(Steering):
+    """A steering whose artefact is a folder written by a trainer (adapter or weights, training logs)
+    plus an info JSON: saving copies the folder, loading reads the info back."""
+
+    info_file: ClassVar[str]
+
+    def __init__(self, folder: Path, info: dict):
+        self.folder, self.info = folder, info
+
+    def save(self, path: Path) -> None:
+        shutil.copytree(self.folder, path, dirs_exist_ok=True)
+        (path / self.info_file).write_text(json.dumps(self.info, indent=1))
+
+    @classmethod
+    def read_info(cls, path: Path) -> dict:
+        return json.loads((path / cls.info_file).read_text())
 
 
 def persona_free_prompts(tokenizer, cont: Continuations) -> list[str]:

@@ -8,9 +8,7 @@ scale, so ``c=-1`` subtracts the learned delta and ``c=0`` is exactly the base m
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +18,7 @@ from transformers import PreTrainedModel
 from bench.layers import find_linear_targets, resolve_layers
 from bench.steering import FitContext, Steering, SteeringMethod
 from bench.supervised import (
+    FolderSteering,
     library_versions,
     persona_free_prompts,
     quiet_progress,
@@ -30,9 +29,8 @@ from bench.supervised import (
 log = logging.getLogger(__name__)
 
 
-class LoraSteering(Steering):
-    def __init__(self, folder: Path, info: dict):
-        self.folder, self.info = folder, info
+class LoraSteering(FolderSteering):
+    info_file = "lora.json"
 
     @contextlib.contextmanager
     def apply(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
@@ -50,10 +48,6 @@ class LoraSteering(Steering):
             yield peft_model
         finally:
             peft_model.unload()  # the original Linears come back; nothing is merged
-
-    def save(self, path: Path) -> None:
-        shutil.copytree(self.folder, path, dirs_exist_ok=True)  # adapter and training log
-        (path / "lora.json").write_text(json.dumps(self.info, indent=1))
 
 
 
@@ -109,4 +103,4 @@ class Lora(SteeringMethod):
         return LoraSteering(folder, info)
 
     def load(self, path: Path, ctx: FitContext) -> Steering:
-        return LoraSteering(path, json.loads((path / "lora.json").read_text()))
+        return LoraSteering(path, LoraSteering.read_info(path))

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -25,6 +23,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from bench.models import LoadedModel
 from bench.steering import FitContext, Steering, SteeringMethod
 from bench.supervised import (
+    FolderSteering,
     library_versions,
     persona_free_prompts,
     quiet_progress,
@@ -43,11 +42,13 @@ def _load_weights(model: PreTrainedModel, path: Path) -> None:
         raise ValueError(f"{path} does not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
 
 
-class SFTSteering(Steering):
+class SFTSteering(FolderSteering):
     supported_coeffs = (-1.0, 0.0, 1.0)
+    info_file = "sft.json"
 
     def __init__(self, folder: Path, loaded: LoadedModel, info: dict):
-        self.folder, self.loaded, self.info = folder, loaded, info
+        super().__init__(folder, info)
+        self.loaded = loaded
 
     @contextlib.contextmanager
     def apply(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
@@ -63,10 +64,6 @@ class SFTSteering(Steering):
             base = AutoModelForCausalLM.from_pretrained(self.loaded.source, dtype=self.loaded.dtype)
             model.load_state_dict(base.state_dict(), strict=False)
             del base
-
-    def save(self, path: Path) -> None:
-        shutil.copytree(self.folder, path, dirs_exist_ok=True)  # weights and training logs
-        (path / "sft.json").write_text(json.dumps(self.info, indent=1))
 
 
 
@@ -113,4 +110,4 @@ class SFT(SteeringMethod):
         return SFTSteering(folder, loaded, info)
 
     def load(self, path: Path, ctx: FitContext) -> Steering:
-        return SFTSteering(path, ctx.loaded, json.loads((path / "sft.json").read_text()))
+        return SFTSteering(path, ctx.loaded, SFTSteering.read_info(path))
