@@ -63,7 +63,9 @@ def effect_vs_cost(raw: pd.DataFrame, value: str, cost: str = "dnll"):
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
     ok = raw.dropna(subset=["effect", cost]) if "effect" in raw and cost in raw else raw.iloc[0:0]
     for _, r in ok.iterrows():
-        err = [[r["effect"] - r["ci_low"]], [r["ci_high"] - r["effect"]]] if np.isfinite(r["ci_low"]) else None
+        # clipped at 0: a percentile CI need not contain the point estimate when it is skewed
+        err = [[max(r["effect"] - r["ci_low"], 0.0)], [max(r["ci_high"] - r["effect"], 0.0)]] \
+            if np.isfinite(r["ci_low"]) else None
         ax.errorbar(r[cost], r["effect"], yerr=err, fmt="o", capsize=3, label=r["method"])
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel(COST_AXES[cost])

@@ -167,27 +167,37 @@ def long_labels(dilemma_rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(records, columns=["idx", "value", "label"])
 
 
-def dilemma_scores(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, min_pmass: float = MIN_PMASS) -> pd.DataFrame:
-    """Per (method, coeff, value, dilemma): the mean score of its counted rows, for every value."""
+def dilemma_scores(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, min_pmass: float = MIN_PMASS,
+                   by_seed: bool = False) -> pd.DataFrame:
+    """Per (method, coeff, value, dilemma): the mean score of its counted rows, for every value
+    (averaged over training seeds, or one row per seed with ``by_seed``)."""
     marked = mark_valid(rows, min_pmass)
     marked = marked[marked["pair_valid"]]
-    long = marked[["method", "coeff", "idx", "dilemma_idx", "logratio"]].merge(long_labels(dilemma_rows), on="idx")
+    seed = ["seed"] if by_seed and "seed" in marked else []
+    long = marked[["method", *seed, "coeff", "idx", "dilemma_idx", "logratio"]].merge(long_labels(dilemma_rows), on="idx")
     long["score"] = long["label"] * long["logratio"]
-    return long.groupby(["method", "coeff", "value", "dilemma_idx"], as_index=False)["score"].mean()
+    return long.groupby(["method", *seed, "coeff", "value", "dilemma_idx"], as_index=False)["score"].mean()
 
 
 def bootstrap_effect_ci(per_dilemma: pd.DataFrame, lo: float, hi: float, n_boot: int = 1000, seed: int = 0,
                         level: float = 0.95) -> tuple[float, float]:
     """Percentile CI of score(hi) - score(lo), resampling dilemmas (seeded). ``per_dilemma``: one
-    method and value, columns coeff, dilemma_idx, score."""
-    wide = per_dilemma.pivot_table(index="dilemma_idx", columns="coeff", values="score")
-    if lo not in wide or hi not in wide:
-        return math.nan, math.nan
-    a, b = wide[hi].to_numpy(), wide[lo].to_numpy()
+    method and value, columns coeff, dilemma_idx, score, and optionally ``seed``: then each resample's
+    Effect is the mean over training seeds of the per-seed Effects on the same resampled dilemmas,
+    the statistic the table reports."""
+    seeds = sorted(per_dilemma["seed"].unique()) if "seed" in per_dilemma else [None]
+    dilemmas = sorted(per_dilemma["dilemma_idx"].unique())
+    ends = []
+    for s in seeds:
+        part = per_dilemma if s is None else per_dilemma[per_dilemma["seed"] == s]
+        wide = part.pivot_table(index="dilemma_idx", columns="coeff", values="score").reindex(dilemmas)
+        if lo not in wide or hi not in wide:
+            return math.nan, math.nan
+        ends.append((wide[hi].to_numpy(), wide[lo].to_numpy()))
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(wide), size=(n_boot, len(wide)))
+    picks = rng.integers(0, len(dilemmas), size=(n_boot, len(dilemmas)))
     with warnings.catch_warnings():  # a resample without a valid dilemma at one end is NaN, and skipped
         warnings.simplefilter("ignore", RuntimeWarning)
-        boots = np.nanmean(a[picks], axis=1) - np.nanmean(b[picks], axis=1)
+        boots = np.mean([np.nanmean(a[picks], axis=1) - np.nanmean(b[picks], axis=1) for a, b in ends], axis=0)
     tail = (1 - level) / 2 * 100
     return float(np.nanpercentile(boots, tail)), float(np.nanpercentile(boots, 100 - tail))

@@ -127,7 +127,8 @@ def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed
     coeffs = sorted(float(c) for c in rows["coeff"].unique())
     scores = dilemma_scores(rows, dilemmas, min_pmass)
     effects = value_effects(scores, coeffs)
-    main, bold, raw = main_table(rows, dilemmas, status, value, scores, min_pmass, seed)
+    seed_scores = dilemma_scores(rows, dilemmas, min_pmass, by_seed=True)  # CIs of the mean over seeds
+    main, bold, raw = main_table(rows, dilemmas, status, value, seed_scores, min_pmass, seed)
     strength = rows["strength"].iloc[0] if "strength" in rows and len(rows) else "raw"
     label = "matched strength (c in multiples of each method's KL-matched c*)" if strength == "matched" \
         else "raw coefficients"
