@@ -21,7 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from bench.chat import DEFAULT_SYSTEM, has_chat_template, render
 from bench.errors import SteerbenchError
-from bench.hooks import contiguous_head_input
+from bench.padding import left_pad
 from bench.prefix_cache import PrefixPlan, prefix_cached_last_logits, supports_prefix_cache
 
 log = logging.getLogger(__name__)
@@ -79,13 +79,7 @@ def left_padded_batches(
         order.sort(key=lambda i: (len(token_ids[i]), i))
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        width = max(len(token_ids[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            seq = token_ids[i]
-            ids[row, width - len(seq) :] = torch.tensor(seq)
-            mask[row, width - len(seq) :] = 1
+        ids, mask = left_pad([token_ids[i] for i in idx], pad_id)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         yield idx, {
             "input_ids": ids.to(device),
@@ -149,7 +143,6 @@ def score_prompts(
             if i % world == rank
         )
     rows, logratios, pmasses = [], [], []
-    contiguous_head_input(model)
     with torch.inference_mode():
         progress = tqdm(total=-(-len(prompts) // world), desc=desc, leave=False, unit="prompt")
         try:

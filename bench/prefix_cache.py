@@ -22,6 +22,8 @@ from typing import Callable, Hashable, Iterator, Sequence
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
+from bench.padding import left_pad
+
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -64,17 +66,6 @@ class PrefixPlan:
 
     def unique_tokens(self) -> int:
         return len(self.trunk) + sum(map(len, self.stems)) + sum(map(len, self.leaves))
-
-
-def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max((len(s) for s in seqs), default=0)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        if seq:
-            ids[row, width - len(seq):] = torch.tensor(list(seq))
-            mask[row, width - len(seq):] = 1
-    return ids, mask
 
 
 def _kv(output) -> KV:
@@ -142,7 +133,7 @@ def prefix_cached_last_logits(
     for group_batch in batches[rank::world]:
         n_groups = len(group_batch)
         stems = [plan.stems[g] for g in group_batch]
-        stem_ids, stem_mask = _left_pad(stems, pad_id)
+        stem_ids, stem_mask = left_pad(stems, pad_id)
         stem_lens = torch.tensor([len(s) for s in stems])
         prefix_mask = torch.cat([torch.ones((n_groups, trunk_len), dtype=torch.long), stem_mask], dim=1)
         if stem_ids.shape[1]:
@@ -156,7 +147,7 @@ def prefix_cached_last_logits(
 
         rows = [i for g in group_batch for i in plan.groups[g]]
         owner = torch.tensor([j for j, g in enumerate(group_batch) for _ in plan.groups[g]])
-        leaf_ids, leaf_mask = _left_pad([plan.leaves[i] for i in rows], pad_id)
+        leaf_ids, leaf_mask = left_pad([plan.leaves[i] for i in rows], pad_id)
         mask = torch.cat([prefix_mask[owner], leaf_mask], dim=1)
         positions = trunk_len + stem_lens[owner, None] + (leaf_mask.cumsum(-1) - 1).clamp(min=0)
         past = _cache(stem_kv, owner.to(device), config) if stem_kv else None
