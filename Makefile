@@ -9,10 +9,12 @@ STAMP  := $(VENV)/.installed
 MODEL      ?= smollm2-135m
 METHODS    ?= all
 COEFFS     ?= -1,0,1
-N_DILEMMAS ?= 128
+N_DILEMMAS ?=
+# matched: every method at the coefficient whose KL on held-out text is KL_BUDGET nats/token; raw: c as given
+KL_BUDGET  ?= 0.1
 SEED       ?= 0
 SEEDS      ?= 1
-STRENGTH   ?= raw
+STRENGTH   ?= matched
 # Offline default: the shared copy of DailyDilemmas when it is there, else the Hugging Face hub.
 DATA_DIR   ?= $(or $(STEERBENCH_DATA_DIR),$(wildcard ../shared/data/daily_dilemmas))
 PERF_RUN   ?= $(wildcard results/smollm2-135m/default)
@@ -34,7 +36,8 @@ $(STAMP): pyproject.toml
 
 bench: $(STAMP)
 	$(PY) -m bench run --model $(MODEL) --methods $(METHODS) --coeffs=$(COEFFS) \
-		--n-dilemmas $(N_DILEMMAS) --seed $(SEED) --seeds $(SEEDS) --strength $(STRENGTH) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+		$(if $(N_DILEMMAS),--n-dilemmas $(N_DILEMMAS)) --seed $(SEED) --seeds $(SEEDS) \
+		--strength $(STRENGTH) --kl-budget $(KL_BUDGET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -1,10 +1,14 @@
-"""Sign calibration on the training pairs only (never DailyDilemmas).
+"""Sign calibration on the training pairs only (never DailyDilemmas), at the magnitude that is evaluated.
 
-A hidden-state direction need not map to the output's direction, so after fitting we check once
-which sign makes the model more honest: greedy continuations of each pair's truncated statement are
-generated from the base model under the honest and the dishonest persona (cached), then the steered
-model, given the persona-free prompt, scores ``log p(honest continuation) - log p(dishonest one)``
-at ``c=+1`` and ``c=-1``. If ``+1`` scores below ``-1``, the method's sign is flipped.
+A hidden-state direction need not map to the output's direction, so after fitting (and, at matched
+strength, after c* is known) we check which sign makes the model more honest: greedy continuations of
+each pair's truncated statement are generated from the base model under the honest and the dishonest
+persona (cached), then the steered model, given the persona-free prompt, scores each pair's
+``log p(honest continuation) - log p(dishonest one)`` per token at ``+m`` and ``-m``, ``m`` the
+evaluated magnitude (c* at matched strength, the sweep's end at raw). A paired t-test over the pairs
+decides: when ``-m`` is significantly more honest the sign is flipped; when the test is not significant
+the sign is *undetermined*, kept at +1, and the tables say so. At |c| = 1 the gaps of weak methods are
+noise, and a sign picked from noise at one magnitude says nothing about another.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from scipy import stats as sps
 
 from bench.chat import render
 from bench.continuations import Continuations
@@ -21,11 +26,12 @@ from bench.pairs import NEUTRAL_INSTRUCTION
 from bench.steering import Steering
 
 log = logging.getLogger(__name__)
+ALPHA = 0.05
 
 
 def honesty_preference(loaded: LoadedModel, steering: Steering, coeff: float, cont: Continuations,
-                       base_system: str | None, batch_size: int) -> float:
-    """Mean per-token log p(honest continuation) - log p(dishonest one), steered at ``coeff``.
+                       base_system: str | None, batch_size: int) -> np.ndarray:
+    """Per pair: per-token log p(honest continuation) - log p(dishonest one), steered at ``coeff``.
 
     The prompt has no persona, so only the steering can tell the model which way to lean.
     """
@@ -34,14 +40,26 @@ def honesty_preference(loaded: LoadedModel, steering: Steering, coeff: float, co
     with steering.apply(loaded.model, coeff) as model:
         hs, hn = continuation_logprobs(model, loaded.tokenizer, heads, cont.honest, batch_size)
         ds, dn = continuation_logprobs(model, loaded.tokenizer, heads, cont.dishonest, batch_size)
-    return float(np.mean(hs / np.maximum(hn, 1) - ds / np.maximum(dn, 1)))
+    return hs / np.maximum(hn, 1) - ds / np.maximum(dn, 1)
 
 
 def calibrate_sign(loaded: LoadedModel, steering: Steering, cont: Continuations, base_system: str | None,
-                   batch_size: int) -> dict:
-    plus = honesty_preference(loaded, steering, 1.0, cont, base_system, batch_size)
-    minus = honesty_preference(loaded, steering, -1.0, cont, base_system, batch_size)
-    sign = -1 if plus < minus else 1
+                   batch_size: int, magnitude: float = 1.0, alpha: float = ALPHA) -> dict:
+    plus = honesty_preference(loaded, steering, magnitude, cont, base_system, batch_size)
+    minus = honesty_preference(loaded, steering, -magnitude, cont, base_system, batch_size)
+    diff = plus - minus
+    if len(diff) > 1 and np.ptp(diff) > 0:
+        res = sps.ttest_1samp(diff, 0.0)
+        t, p = float(res.statistic), float(res.pvalue)
+    else:  # identical preferences at both signs: nothing to decide
+        t, p = 0.0, 1.0
+    determined = p < alpha
+    sign = -1 if determined and diff.mean() < 0 else 1
     if sign < 0:
-        log.info("sign calibration: c=+1 made honest continuations less likely than c=-1 -> flipping the sign")
-    return {"sign": sign, "pref_plus": plus, "pref_minus": minus, "n_pairs": len(cont.suffixes)}
+        log.info("sign calibration at |c|=%.4g: -c makes honest continuations likelier (p=%.2g) -> flipping the sign",
+                 magnitude, p)
+    elif not determined:
+        log.info("sign calibration at |c|=%.4g: no significant difference between +c and -c (p=%.2g): "
+                 "sign undetermined, kept at +1", magnitude, p)
+    return {"sign": sign, "determined": determined, "p": p, "t": t, "magnitude": magnitude,
+            "pref_plus": float(plus.mean()), "pref_minus": float(minus.mean()), "n_pairs": len(diff)}

@@ -23,10 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     d = RunConfig()
     run.add_argument("--model", default=d.model, help="alias (smollm2-135m), local folder, or Hugging Face id")
-    run.add_argument("--methods", default="prompting,random,repeng", help="comma list of registry names, or 'all'")
+    run.add_argument("--methods", default="all", help="comma list of registry names, or 'all' (default); a name "
+                     "listed twice runs once")
     run.add_argument("--coeffs", default="-1,0,1", help="comma list of coefficients; must include 0")
     run.add_argument("--n-dilemmas", type=int, default=DEFAULT_N_DILEMMAS,
-                     help=f"dilemmas to evaluate (both actions each; target-tagged first); default {DEFAULT_N_DILEMMAS}")
+                     help="dilemmas to evaluate (both actions each): default every dilemma that carries the target "
+                          "value (596 for Virtue/Truthfulness); N narrows it to a seeded subset, target-tagged first "
+                          "(N >= 1360 takes every dilemma)")
     run.add_argument("--n-pairs", type=int, default=d.n_pairs, help="honesty pairs to train on")
     run.add_argument("--data-dir", default=os.environ.get("STEERBENCH_DATA_DIR") or None,
                      help="folder with the two DailyDilemmas CSVs (default: $STEERBENCH_DATA_DIR, else the hub)")
@@ -44,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--target", default=d.target, help="value the table is about")
     run.add_argument("--min-pmass", type=float, default=d.min_pmass, help="below this Yes+No mass a row is NaN")
     run.add_argument("--no-sign-calibration", action="store_true")
-    run.add_argument("--strength", default=d.strength, choices=("raw", "matched"),
+    run.add_argument("--strength", default=d.strength, choices=("matched", "raw"),
                      help="matched: coefficients are multiples of each method's c*, the |c| whose mean "
                           "per-token KL from the unsteered model on held-out text equals --kl-budget")
     run.add_argument("--kl-budget", type=float, default=d.kl_budget, help="nats/token, for --strength matched")

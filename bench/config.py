@@ -11,13 +11,19 @@ from bench.dilemmas import DEFAULT_TARGET
 from bench.errors import SteerbenchError
 from bench.models import EMBEDDED_ALIAS
 
-DEFAULT_N_DILEMMAS = 128
+DEFAULT_N_DILEMMAS = None  # every dilemma that carries the target value (596 for Virtue/Truthfulness)
+
+
+def _all_methods() -> list[str]:
+    from methods import method_names  # the registry, read when a default config is built
+
+    return method_names()
 
 
 @dataclass
 class RunConfig:
     model: str = EMBEDDED_ALIAS
-    methods: list[str] = field(default_factory=lambda: ["prompting", "random", "repeng"])
+    methods: list[str] = field(default_factory=lambda: _all_methods())
     coeffs: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0])
     n_dilemmas: int | None = DEFAULT_N_DILEMMAS
     n_pairs: int = 200
@@ -34,7 +40,7 @@ class RunConfig:
     target: str = DEFAULT_TARGET
     min_pmass: float = 0.5
     calibrate_sign: bool = True
-    strength: str = "raw"  # raw: coefficients as given; matched: multiples of each method's KL-matched c*
+    strength: str = "matched"  # matched: multiples of each method's KL-matched c*; raw: coefficients as given
     kl_budget: float = 0.1  # nats/token on held-out neutral text, for strength=matched
     trust_remote_code: bool = False
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -119,16 +119,17 @@ def check_target(dilemmas: Dilemmas, target: str) -> None:
 
 
 def select_subset(dilemmas: Dilemmas, n_dilemmas: int | None, target: str, seed: int) -> Dilemmas:
-    """Seeded subset of whole dilemmas (both actions kept), those tagged with ``target`` first."""
+    """Seeded subset of whole dilemmas (both actions kept), those tagged with ``target`` first; ``None``:
+    every dilemma tagged with ``target``."""
     ids = dilemmas.dilemma_ids()
-    if n_dilemmas is None:
-        return dilemmas
+    tagged = set(dilemmas.rows.loc[dilemmas.rows["labels"].apply(lambda labs: target in labs), "dilemma_idx"])
+    if n_dilemmas is None:  # the default: every dilemma that carries the target value
+        n_dilemmas = len(tagged)
     if n_dilemmas <= 0:
         raise SteerbenchError(f"n_dilemmas must be a positive integer, got {n_dilemmas}")
     if n_dilemmas > len(ids):
         log.warning("n_dilemmas=%d is more than the %d available: using all of them", n_dilemmas, len(ids))
         n_dilemmas = len(ids)
-    tagged = set(dilemmas.rows.loc[dilemmas.rows["labels"].apply(lambda labs: target in labs), "dilemma_idx"])
     rng = random.Random(seed)
     first = sorted(tagged)
     rest = sorted(set(ids) - tagged)

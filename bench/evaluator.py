@@ -175,9 +175,17 @@ def _answer_scores(logits: torch.Tensor, answers: AnswerTokens) -> tuple[torch.T
     return torch.where(finite, lp_yes - lp_no, torch.nan), torch.where(finite, lp_yes.exp() + lp_no.exp(), torch.nan)
 
 
-def load_heldout(path: Path = HELDOUT_FILE) -> list[tuple[str, str]]:
-    items = json.loads(Path(path).read_text())
-    return [(d["prompt"], d["response"]) for d in items]
+CALIBRATION, EVALUATION = "calibration", "evaluation"
+
+
+def load_heldout(split: str = EVALUATION, path: Path = HELDOUT_FILE) -> list[tuple[str, str]]:
+    """One half of the held-out neutral texts: ``calibration`` sets matched-strength c* (and nothing
+    else), ``evaluation`` measures the coherence cost dNLL. The halves are disjoint, so a matched
+    table's dNLL is not fixed by the search that chose c*."""
+    halves = json.loads(Path(path).read_text())
+    if split not in halves:
+        raise SteerbenchError(f"held-out split {split!r} is not in {path}; it has {sorted(halves)}")
+    return [(d["prompt"], d["response"]) for d in halves[split]]
 
 
 def continuation_logprobs(

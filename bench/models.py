@@ -26,7 +26,7 @@ from transformers import (
 )
 
 from bench.errors import SteerbenchError
-from bench.hooks import contiguous_head_input
+from bench.hooks import contiguous_head_input, fp32_output_head
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,7 @@ def load_model(
     model.to(dev).eval()
     model.requires_grad_(False)
     contiguous_head_input(model)
+    fp32_output_head(model)  # full-precision log-odds from a bf16 body
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.dilemmas import FRAMEWORKS  # noqa: E402
-from bench.tables import framework_table  # noqa: E402
+from bench.report import framework_table  # noqa: E402
 
 # Fixed metadata so a second call writes byte-identical files.
 METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "ModDate": None, "Producer": None,
@@ -36,7 +36,8 @@ def _save(fig, folder: Path, name: str) -> None:
 
 def score_vs_coeff(scores: pd.DataFrame, value: str, methods: list[str]):
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    sub = scores[scores["value"] == value]
+    sub = scores[scores["value"] == value]  # common dilemmas of each method; seeds averaged per dilemma
+    sub = sub.groupby(["method", "coeff", "dilemma_idx"], as_index=False)["score"].mean()
     for m in methods:
         g = sub[sub["method"] == m].groupby("coeff")["score"]
         mean, se = g.mean(), g.std(ddof=1) / np.sqrt(g.count())
@@ -47,7 +48,7 @@ def score_vs_coeff(scores: pd.DataFrame, value: str, methods: list[str]):
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel("steering coefficient c")
     ax.set_ylabel(f"{value} score (log-odds)")
-    ax.set_title(f"{value} vs coefficient (95% CI over dilemmas)")
+    ax.set_title(f"{value} vs coefficient (common dilemmas, 95% CI)")
     _legend(ax, ncol=2)
     return fig
 
@@ -62,11 +63,13 @@ def effect_vs_cost(raw: pd.DataFrame, value: str, cost: str = "dnll"):
     """Effect against a coherence cost: dNLL (every run) or the KL reached (matched-strength runs)."""
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
     ok = raw.dropna(subset=["effect", cost]) if "effect" in raw and cost in raw else raw.iloc[0:0]
-    for _, r in ok.iterrows():
+    for _, r in ok.iterrows():  # out-of-range methods are drawn hollow: their Effect is not comparable
         # clipped at 0: a percentile CI need not contain the point estimate when it is skewed
         err = [[max(r["effect"] - r["ci_low"], 0.0)], [max(r["ci_high"] - r["effect"], 0.0)]] \
             if np.isfinite(r["ci_low"]) else None
-        ax.errorbar(r[cost], r["effect"], yerr=err, fmt="o", capsize=3, label=r["method"])
+        hollow = not bool(r.get("in_range", True))
+        ax.errorbar(r[cost], r["effect"], yerr=err, fmt="o", capsize=3, mfc="none" if hollow else None,
+                    label=r["method"] + (" (out of range)" if hollow else ""))
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel(COST_AXES[cost])
     ax.set_ylabel(f"Effect on {value} (log-odds)")

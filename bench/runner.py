@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from bench import report
 from bench.calibration import calibrate_sign
+from bench.stats import endpoints
 from bench.chat import DEFAULT_SYSTEM
 from bench.config import RunConfig, build_options
 from bench.continuations import pair_continuations
@@ -36,9 +37,10 @@ from bench.dilemmas import (
 )
 from bench.errors import SteerbenchError
 from bench.distributed import ProcessShard, single_process_env
-from bench.evaluator import dilemma_prompts, heldout_nll, score_prompts
+from bench.evaluator import CALIBRATION, EVALUATION, dilemma_prompts, heldout_nll, load_heldout, score_prompts
 from bench.models import LoadedModel, load_model, model_slug
 from bench.pairs import HonestyPair, make_pairs
+from bench.probe import yes_no_probe
 from bench.steering import FitContext, NoSteering, Steering, SteeringMethod
 from bench.store import (
     atomic_dir,
@@ -61,8 +63,8 @@ PACKAGES = ("torch", "transformers", "peft", "trl", "repeng", "datasets", "numpy
 class Fitted:
     steering: Steering
     key: str  # artefact hash: identifies this fitted steering in every cache key
-    sign: int
     meta: dict
+    folder: Path  # the artefact folder: per-magnitude calibrations and c* searches are cached beside it
 
 
 def peak_rss_mb() -> float:
@@ -93,6 +95,8 @@ class Runner:
         self.forward_passes = 0
         self.work = {"fits": 0, "evaluations": 0, "c0_evaluations": 0}  # computed (not loaded) this run
         self._fitted: dict[str, Fitted] = {}
+        self._kl_probe = None
+        self.status: dict[str, dict] = {}
 
     # ----------------------------------------------------------------- set-up
     def _load(self) -> None:
@@ -105,6 +109,8 @@ class Runner:
         self.base_system = DEFAULT_SYSTEM
         self.pairs_hash = stable_hash([(p.positive, p.negative) for p in self.pairs])
         self.model_key = {"model": self.loaded.fingerprint, "dtype": str(self.loaded.dtype)}
+        self.kl_texts_hash = stable_hash(load_heldout(CALIBRATION), 8)  # c* depends on the texts it is searched on
+        self.nll_texts_hash = stable_hash(load_heldout(EVALUATION), 8)  # and dNLL on the other half
         log.info("%d dilemmas (%d rows), %d honesty pairs, coefficients %s",
                  self.dilemmas.rows["dilemma_idx"].nunique(), len(self.dilemmas.rows), len(self.pairs), cfg.coeffs)
 
@@ -113,7 +119,8 @@ class Runner:
 
     # ---------------------------------------------------------------- fitting
     def fit(self, name: str, seed: int | None = None, **overrides: Any) -> Fitted:
-        """Fit a method (or load it from the artefact cache), then calibrate its sign once.
+        """Fit a method (or load it from the artefact cache). Its sign is calibrated later, at the
+        magnitude that is evaluated (``sign``).
 
         ``seed``: the training seed (default: the run's seed); ignored by methods that are not ``seeded``.
         """
@@ -146,16 +153,11 @@ class Runner:
                     steering = method.fit(ctx)
                 meta = {"method": name, "options": opts, "seed": seed, "fit_seconds": round(time.perf_counter() - start, 2),
                         "n_pairs": len(self.pairs), "peak_rss_mb": peak_rss_mb(), "describe": steering.describe()}
-                if self.cfg.calibrate_sign:
-                    cont = self.continuations()
-                    meta["calibration"] = calibrate_sign(self.loaded, steering, cont, self.base_system, self.cfg.batch_size)
-                else:
-                    meta["calibration"] = {"sign": 1, "skipped": True}
                 with atomic_dir(folder) as tmp:
                     steering.save(tmp)
                     atomic_write_json(tmp / "meta.json", meta)
                 steering = method.load(folder, ctx)
-        fitted = Fitted(steering, key, int(meta["calibration"]["sign"]), meta)
+        fitted = Fitted(steering, key, meta, folder)
         self._fitted[key] = fitted
         return fitted
 
@@ -170,7 +172,8 @@ class Runner:
         prompts = dilemma_prompts(self.loaded.tokenizer, self.dilemmas.rows, system)
         # The evaluation path is in the key: both give the same scores to float tolerance, not bit for bit.
         path_name = "prefix-cache" if self.cfg.prefix_cache else "full"
-        chunk_key = stable_hash({**self.model_key, "steering": key, "coeff": coeff, "prompts": prompts, "path": path_name})
+        chunk_key = stable_hash({**self.model_key, "steering": key, "coeff": coeff, "prompts": prompts, "path": path_name,
+                                 "nll_texts": self.nll_texts_hash})
         path = self.cache / "eval" / f"{chunk_key}.parquet"
         lock = self.cache / "locks" / f"eval-{chunk_key}.lock"
         if self.shard.sharded:  # each process holds the lock of its own part only
@@ -207,34 +210,84 @@ class Runner:
         merged["nll"] = float(nll.iloc[0]) if len(nll) else float("nan")
         return merged[["idx", "logratio", "pmass", "nll"]]
 
+    def _record(self, name: str, fitted: Fitted, **facts: Any) -> None:
+        """Status facts of one fit: under its training seed, and at the method level for the first seed."""
+        seed = str(fitted.meta.get("seed"))
+        self.status.setdefault(name, {"status": "ok"}).setdefault("seeds", {}).setdefault(seed, {}).update(facts)
+        if seed == str(self._first_seed(name)):
+            self.status[name].update(facts)
+
+    def _first_seed(self, name: str) -> int:
+        return self.cfg.seeds[0] if self.method_classes[name].seeded else self.cfg.seed
+
+    @property
+    def kl_probe(self):
+        """The KL probe on the calibration half of the held-out texts (built on first use: its base pass)."""
+        if self._kl_probe is None:
+            from bench.strength import KLProbe
+
+            self._kl_probe = KLProbe(self.loaded, self.cfg.batch_size)
+        return self._kl_probe
+
     def _strength(self, name: str, fitted: Fitted) -> float | None:
         """The coefficient scale: 1 for raw strength; c* for matched (None when unreachable)."""
         if self.cfg.strength == "raw":
             return 1.0
-        from bench.strength import KLProbe, matched_strength
+        from bench.strength import matched_strength
 
-        folder = self.cache / "artifacts" / f"{name}-{fitted.key}"
-        path = folder / f"strength-kl{self.cfg.kl_budget:g}.json"
-        if path.is_file():
-            result = json.loads(path.read_text())
-        else:
-            if not hasattr(self, "_kl_probe"):
-                self._kl_probe = KLProbe(self.loaded, self.cfg.batch_size)
-            if fitted.steering.supported_coeffs is None:
-                log.info("%s: searching the coefficient whose KL on held-out text is %.3g nats/token",
-                         name, self.cfg.kl_budget)
-                result = matched_strength(self._kl_probe, fitted.steering, self.cfg.kl_budget).as_dict()
-            else:  # discrete: report how strong its +-1 are instead of rescaling
-                plus, minus = self._kl_probe.kl(fitted.steering, 1.0), self._kl_probe.kl(fitted.steering, -1.0)
-                result = {"budget": self.cfg.kl_budget, "c_star": 1.0, "kl": (plus + minus) / 2, "reached": None,
-                          "discrete": True, "kl_plus": plus, "kl_minus": minus}
-            atomic_write_json(path, result)
-        self.status[name]["strength"] = result
+        path = fitted.folder / f"strength-kl{self.cfg.kl_budget:g}-{self.kl_texts_hash}.json"
+        with file_lock(self.cache / "locks" / f"{fitted.folder.name}.lock"):
+            if path.is_file():
+                result = json.loads(path.read_text())
+            else:
+                if fitted.steering.supported_coeffs is None:
+                    log.info("%s: searching the coefficient whose KL on held-out text is %.3g nats/token",
+                             name, self.cfg.kl_budget)
+                    result = matched_strength(self.kl_probe, fitted.steering, self.cfg.kl_budget).as_dict()
+                else:  # discrete: report how strong its +-1 are instead of rescaling
+                    plus, minus = self.kl_probe.kl(fitted.steering, 1.0), self.kl_probe.kl(fitted.steering, -1.0)
+                    result = {"budget": self.cfg.kl_budget, "c_star": 1.0, "kl": (plus + minus) / 2, "reached": None,
+                              "discrete": True, "kl_plus": plus, "kl_minus": minus}
+                atomic_write_json(path, result)
+        self._record(name, fitted, strength=result)
         if result.get("reached") is False:
             log.warning("%s cannot reach the KL budget %.3g within the search range: no steered rows at "
                         "matched strength", name, self.cfg.kl_budget)
             return None
         return float(result["c_star"])
+
+    def _sign(self, name: str, fitted: Fitted, magnitude: float) -> int:
+        """The sign to apply, calibrated on the training pairs at the evaluated ``magnitude`` (cached)."""
+        if not self.method_classes[name].sign_calibrated:
+            result = {"sign": 1, "skipped": True, "reason": "the noise floor is never calibrated"}
+        elif not self.cfg.calibrate_sign:
+            result = {"sign": 1, "skipped": True}
+        else:
+            path = fitted.folder / f"sign-m{magnitude:.6g}.json"
+            with file_lock(self.cache / "locks" / f"{fitted.folder.name}.lock"):
+                if path.is_file():
+                    result = json.loads(path.read_text())
+                else:
+                    log.info("%s: calibrating the sign at |c| = %.4g on the training pairs", name, magnitude)
+                    result = calibrate_sign(self.loaded, fitted.steering, self.continuations(), self.base_system,
+                                            self.cfg.batch_size, magnitude)
+                    atomic_write_json(path, result)
+        self._record(name, fitted, sign=int(result["sign"]), calibration=result)
+        return int(result["sign"])
+
+    def _format_probe(self, name: str, fitted: Fitted, effective: float) -> None:
+        """Whether the model still answers generic yes/no questions at the evaluated ends (cached)."""
+        path = fitted.folder / f"yesno-m{effective:.6g}-p{self.cfg.min_pmass:g}.json"
+        with file_lock(self.cache / "locks" / f"{fitted.folder.name}.lock"):
+            if path.is_file():
+                result = json.loads(path.read_text())
+            else:
+                result = {"plus": yes_no_probe(self.loaded, fitted.steering, effective, self.base_system,
+                                               self.cfg.batch_size, self.cfg.min_pmass),
+                          "minus": yes_no_probe(self.loaded, fitted.steering, -effective, self.base_system,
+                                                self.cfg.batch_size, self.cfg.min_pmass)}
+                atomic_write_json(path, result)
+        self._record(name, fitted, yesno=result)
 
     def _note_unsupported(self, name: str, coeff: float) -> None:
         missing = self.status[name].setdefault("unsupported_coeffs", [])
@@ -244,6 +297,12 @@ class Runner:
     def _method_rows(self, name: str, fitted: Fitted, base: pd.DataFrame) -> list[pd.DataFrame]:
         chunks = []
         scale = self._strength(name, fitted)
+        # Calibrate where the sweep is evaluated: at the ends Effect compares, times c* at matched strength.
+        lo, hi = endpoints(self.cfg.coeffs)
+        magnitude = (scale or 1.0) * max(abs(lo), abs(hi))
+        sign = self._sign(name, fitted, magnitude)
+        if scale is not None and all(fitted.steering.supports(c) for c in (sign * magnitude, -sign * magnitude)):
+            self._format_probe(name, fitted, sign * magnitude)
         for coeff in tqdm(self.cfg.coeffs, desc=f"{name} coefficients", leave=False):
             if not fitted.steering.supports(coeff):
                 log.warning("%s cannot be applied at c=%g (it supports %s): no rows at that coefficient",
@@ -253,7 +312,7 @@ class Runner:
             if scale is None and coeff != 0:
                 self._note_unsupported(name, coeff)
                 continue
-            effective = fitted.sign * coeff * (scale or 0.0)
+            effective = sign * coeff * (scale or 0.0)
             if coeff == 0 and fitted.steering.c0_is_base:
                 frame, shared = base, True
             else:
@@ -271,9 +330,10 @@ class Runner:
                      self.shard.rank, self.shard.world, self.shard.world)
         atomic_write_json(self.run_dir / "config.json", dataclasses.asdict(self.cfg))
         atomic_write_json(self.run_dir / "environment.json", self.environment())
-        self.status: dict[str, dict] = {}
         log.info("evaluating the unsteered model (c=0, shared by every method)")
         base = self._eval_chunk(NoSteering(), "base", 0.0, "unsteered c=0")
+        baseline_yesno = yes_no_probe(self.loaded, NoSteering(), 0.0, self.base_system, self.cfg.batch_size,
+                                      self.cfg.min_pmass)
         chunks = []
         for name in self.cfg.methods:
             self.status[name] = {"status": "ok"}
@@ -281,10 +341,8 @@ class Runner:
             try:
                 for seed in seeds:
                     fitted = self.fit(name, seed=seed)
-                    if seed == seeds[0]:
-                        self.status[name].update(sign=fitted.sign, artefact=fitted.key, meta=fitted.meta)
-                    self.status[name].setdefault("seeds", {})[str(seed)] = {
-                        "sign": fitted.sign, "artefact": fitted.key, "fit_seconds": fitted.meta.get("fit_seconds")}
+                    self._record(name, fitted, artefact=fitted.key, meta=fitted.meta,
+                                 fit_seconds=fitted.meta.get("fit_seconds"))
                     chunks += [c.assign(seed=seed) for c in self._method_rows(name, fitted, base)]
             except SteerbenchError:
                 raise
@@ -307,7 +365,7 @@ class Runner:
         atomic_write_frame(self.run_dir / "rows.parquet", rows)
         labels = self.dilemmas.rows[["idx", "dilemma_idx", "action_type", "action", "labels"]]
         atomic_write_frame(self.run_dir / "dilemmas.parquet", labels)
-        self.status["_run"] = {"forward_passes": self.forward_passes, "computed": self.work, "wall_seconds": round(time.perf_counter() - started, 1)}
+        self.status["_run"] = {"yesno_c0": baseline_yesno, "forward_passes": self.forward_passes, "computed": self.work, "wall_seconds": round(time.perf_counter() - started, 1)}
         atomic_write_json(self.run_dir / "status.json", self.status)
         table = report.write_summary(self.run_dir, self.cfg.target, self.cfg.min_pmass)
         print(table)

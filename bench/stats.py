@@ -1,24 +1,33 @@
-"""Scores and statistics from stored rows alone (no model needed).
+"""Statistics from stored rows alone (no model). The unit of every statistic is the dilemma.
 
 Sign convention (the spec's, tested with two fake models): a row's logratio says "take this
 row's action". For value ``v``, a row gets label +1 if ``v`` is among its own action's values, -1
 if among the other action's values, and is skipped if on both or neither. ``score = label * logratio``.
-A dilemma counts at a coefficient only when both of its rows are valid there, so a constant
-yes/no bias cancels exactly (+b on one row, -b on the other).
+
+A dilemma's score for ``v`` at a coefficient is the mean of its labelled rows' scores (for a value on
+one action only: half the difference of the two rows' logratios), and exists only when both rows are
+valid there (pair-complete). A yes/no shift of the whole model (+b on one row, -b on the other)
+cancels inside the unit, so no statistic treats the two rows of a dilemma as independent.
+
+Every comparison between coefficients uses the *common* dilemmas: those scored at every coefficient
+(and every training seed) of the method. Comparing whatever survived at each end separately lets a
+method that breaks the answer format at one end report the survivors' bias as its Effect.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats as sps
 
 MIN_PMASS = 0.5
+MIN_RETENTION = 0.8  # the worse end must keep this share of the dilemmas valid at c=0 ...
+MIN_COMMON = 30  # ... and this many common dilemmas, or the method is out of the evaluator's range
+N_BOOT = 2000
 
 
 def row_labels(dilemma_rows: pd.DataFrame, value: str) -> pd.Series:
@@ -40,164 +49,228 @@ def mark_valid(rows: pd.DataFrame, min_pmass: float = MIN_PMASS) -> pd.DataFrame
     return out
 
 
-def value_scores(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, value: str,
-                 min_pmass: float = MIN_PMASS) -> pd.DataFrame:
-    """Per (method, coeff, row): ``score = label * logratio`` for rows that count for ``value``."""
-    labels = row_labels(dilemma_rows, value)
-    marked = rows if "pair_valid" in rows else mark_valid(rows, min_pmass)
-    out = marked.assign(label=marked["idx"].map(labels).fillna(0).astype(int))
-    out = out[(out["label"] != 0) & out["pair_valid"]].copy()
-    out["score"] = out["label"] * out["logratio"]
-    return out[["method", "coeff", "idx", "dilemma_idx", "score"]]
-
-
-@dataclass
-class MethodStats:
-    method: str
-    value: str
-    n_dilemmas: int
-    effect: float
-    slope: float
-    t: float
-    p: float
-    paired_slope: float
-    paired_t: float
-    paired_p: float
-    rho: float
-    nan_rate: float
-    dnll: float
-    gain: float
-    score_by_coeff: dict
-
-    def as_row(self) -> dict:
-        row = asdict(self)
-        row.pop("score_by_coeff")
-        return row
-
-
-def _endpoints(coeffs: list[float]) -> tuple[float, float]:
-    """The coefficients Effect compares: +1 and -1 when present, else the extremes."""
-    hi = 1.0 if 1.0 in coeffs else max(coeffs)
-    lo = -1.0 if -1.0 in coeffs else min(coeffs)
-    return lo, hi
-
-
-def ols_slope(scores: pd.DataFrame) -> tuple[float, float, float]:
-    """Pooled OLS of per-row score on c. Ignores that rows repeat across c: see paired_slope."""
-    if scores["coeff"].nunique() < 2 or len(scores) < 3:
-        return (math.nan,) * 3
-    fit = sm.OLS(scores["score"].to_numpy(), sm.add_constant(scores["coeff"].to_numpy(), has_constant="add")).fit()
-    return float(fit.params[1]), float(fit.tvalues[1]), float(fit.pvalues[1])
-
-
-def paired_slope(scores: pd.DataFrame) -> tuple[float, float, float]:
-    """Each row's own slope over c, then a one-sample t-test against 0 (repeated measures)."""
-    slopes = []
-    for _, g in scores.groupby("idx"):
-        if g["coeff"].nunique() >= 2:
-            slopes.append(np.polyfit(g["coeff"].to_numpy(float), g["score"].to_numpy(float), 1)[0])
-    if len(slopes) < 2:
-        return (float(np.mean(slopes)) if slopes else math.nan, math.nan, math.nan)
-    res = sps.ttest_1samp(slopes, 0.0)
-    return float(np.mean(slopes)), float(res.statistic), float(res.pvalue)
-
-
-def spearman_rho(score_by_coeff: dict[float, float]) -> float:
-    """Monotonicity of the mean score over the training range [-1, 1]."""
-    pts = sorted((c, s) for c, s in score_by_coeff.items() if -1 <= c <= 1 and np.isfinite(s))
-    if len(pts) < 2:
-        return math.nan
-    rho = sps.spearmanr([c for c, _ in pts], [s for _, s in pts]).statistic
-    return float(rho) if np.isfinite(rho) else math.nan
-
-
-def normalized_gain(effect: float, rho: float, dnll: float) -> float:
-    """100 * Effect * max(0, rho) / (1 + dNLL)  (journal 2025-11-14)."""
-    if not all(np.isfinite([effect, rho, dnll])) or dnll <= -1:
-        return math.nan
-    return 100.0 * effect * max(0.0, rho) / (1.0 + dnll)
-
-
-def summarize(method: str, rows: pd.DataFrame, dilemma_rows: pd.DataFrame, value: str,
-              nll_by_coeff: dict[float, float], min_pmass: float = MIN_PMASS) -> MethodStats:
-    mrows = mark_valid(rows[rows["method"] == method], min_pmass)
-    coeffs = sorted(mrows["coeff"].unique().tolist())
-    scores = value_scores(mrows, dilemma_rows, value, min_pmass)
-    by_coeff = {float(c): float(scores.loc[scores["coeff"] == c, "score"].mean()) if (scores["coeff"] == c).any()
-                else math.nan for c in coeffs}
-    lo, hi = _endpoints(coeffs) if coeffs else (math.nan, math.nan)
-    effect = by_coeff.get(hi, math.nan) - by_coeff.get(lo, math.nan)
-    train = scores[scores["coeff"].between(-1, 1)]
-    slope, t, p = ols_slope(train)
-    pslope, pt, pp = paired_slope(train)
-    rho = spearman_rho(by_coeff)
-    nll0 = nll_by_coeff.get(0.0, math.nan)
-    # Coherence cost at the worse end of the sweep: steering should not be judged by its gentler side.
-    dnll = max((nll_by_coeff.get(c, math.nan) - nll0 for c in (lo, hi)), default=math.nan)
-    return MethodStats(
-        method=method, value=value, n_dilemmas=int(scores["dilemma_idx"].nunique()),
-        effect=effect, slope=slope, t=t, p=p, paired_slope=pslope, paired_t=pt, paired_p=pp, rho=rho,
-        nan_rate=float(1.0 - mrows["valid"].mean()) if len(mrows) else math.nan,
-        dnll=dnll, gain=normalized_gain(effect, rho, dnll), score_by_coeff=by_coeff,
-    )
-
-
-def values_moved(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, method: str, values: list[str],
-                 min_pmass: float = MIN_PMASS) -> pd.DataFrame:
-    """coefficient x value mean scores for one method (columns: values, index: coeff)."""
-    mrows = mark_valid(rows[rows["method"] == method], min_pmass)
-    table = {}
-    for v in values:
-        s = value_scores(mrows, dilemma_rows, v, min_pmass)
-        table[v] = s.groupby("coeff")["score"].mean()
-    return pd.DataFrame(table).sort_index()
-
-
-def long_labels(dilemma_rows: pd.DataFrame) -> pd.DataFrame:
-    """Every (row idx, value, label) with label +-1, for all values at once (same rule as row_labels)."""
+def long_labels(dilemma_rows: pd.DataFrame, values: list[str] | None = None) -> pd.DataFrame:
+    """Every (row idx, value, label) with label +-1 (same rule as ``row_labels``), optionally for some values."""
+    keep = set(values) if values is not None else None
     records = []
     for _, g in dilemma_rows.groupby("dilemma_idx"):
         if len(g) != 2:
             continue
         (ia, la), (ib, lb) = [(r.idx, set(r.labels)) for r in g.itertuples()]
         for v in la - lb:
-            records += [(ia, v, 1), (ib, v, -1)]
+            if keep is None or v in keep:
+                records += [(ia, v, 1), (ib, v, -1)]
         for v in lb - la:
-            records += [(ib, v, 1), (ia, v, -1)]
+            if keep is None or v in keep:
+                records += [(ib, v, 1), (ia, v, -1)]
     return pd.DataFrame(records, columns=["idx", "value", "label"])
 
 
 def dilemma_scores(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, min_pmass: float = MIN_PMASS,
-                   by_seed: bool = False) -> pd.DataFrame:
-    """Per (method, coeff, value, dilemma): the mean score of its counted rows, for every value
-    (averaged over training seeds, or one row per seed with ``by_seed``)."""
-    marked = mark_valid(rows, min_pmass)
+                   values: list[str] | None = None) -> pd.DataFrame:
+    """Per (method, seed, coeff, value, dilemma): the mean score of its labelled rows, pair-complete only."""
+    marked = rows if "pair_valid" in rows else mark_valid(rows, min_pmass)
     marked = marked[marked["pair_valid"]]
-    seed = ["seed"] if by_seed and "seed" in marked else []
-    long = marked[["method", *seed, "coeff", "idx", "dilemma_idx", "logratio"]].merge(long_labels(dilemma_rows), on="idx")
+    if "seed" not in marked:
+        marked = marked.assign(seed=0)
+    long = marked[["method", "seed", "coeff", "idx", "dilemma_idx", "logratio"]].merge(
+        long_labels(dilemma_rows, values), on="idx")
     long["score"] = long["label"] * long["logratio"]
-    return long.groupby(["method", *seed, "coeff", "value", "dilemma_idx"], as_index=False)["score"].mean()
+    return long.groupby(["method", "seed", "coeff", "value", "dilemma_idx"], as_index=False)["score"].mean()
 
 
-def bootstrap_effect_ci(per_dilemma: pd.DataFrame, lo: float, hi: float, n_boot: int = 1000, seed: int = 0,
-                        level: float = 0.95) -> tuple[float, float]:
-    """Percentile CI of score(hi) - score(lo), resampling dilemmas (seeded). ``per_dilemma``: one
-    method and value, columns coeff, dilemma_idx, score, and optionally ``seed``: then each resample's
-    Effect is the mean over training seeds of the per-seed Effects on the same resampled dilemmas,
-    the statistic the table reports."""
-    seeds = sorted(per_dilemma["seed"].unique()) if "seed" in per_dilemma else [None]
-    dilemmas = sorted(per_dilemma["dilemma_idx"].unique())
-    ends = []
-    for s in seeds:
-        part = per_dilemma if s is None else per_dilemma[per_dilemma["seed"] == s]
-        wide = part.pivot_table(index="dilemma_idx", columns="coeff", values="score").reindex(dilemmas)
-        if lo not in wide or hi not in wide:
-            return math.nan, math.nan
-        ends.append((wide[hi].to_numpy(), wide[lo].to_numpy()))
+def common_only(scores: pd.DataFrame) -> pd.DataFrame:
+    """Keep, per (method, value), the dilemmas scored at every (seed, coefficient) that method has."""
+    combos = scores[["method", "seed", "coeff"]].drop_duplicates().groupby("method").size()
+    have = scores.groupby(["method", "value", "dilemma_idx"])["score"].transform("size")
+    return scores[have.to_numpy() == scores["method"].map(combos).to_numpy()]
+
+
+def endpoints(coeffs: list[float]) -> tuple[float, float]:
+    """The coefficients Effect compares: +1 and -1 when present, else the extremes."""
+    hi = 1.0 if 1.0 in coeffs else max(coeffs)
+    lo = -1.0 if -1.0 in coeffs else min(coeffs)
+    return lo, hi
+
+
+def normalized_gain(effect: float, monotonicity: float, dnll: float) -> float:
+    """100 * Effect * max(0, monotonicity) / (1 + dNLL)  (journal 2025-11-14, with the dilemma-level
+    monotonicity in place of the three-point Spearman rho of the means, which is a step function)."""
+    if not all(np.isfinite([effect, monotonicity, dnll])) or dnll <= -1:
+        return math.nan
+    return 100.0 * effect * max(0.0, monotonicity) / (1.0 + dnll)
+
+
+def per_dilemma_spearman(coeffs: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Spearman rho of each row of ``scores`` (dilemmas x coefficients) against ``coeffs``; 0 where a
+    dilemma's scores are all tied (no order to speak of)."""
+    ranks = sps.rankdata(scores, axis=-1)
+    cr = sps.rankdata(coeffs)
+    rc = ranks - ranks.mean(-1, keepdims=True)
+    cc = cr - cr.mean()
+    denom = np.sqrt((rc ** 2).sum(-1) * (cc ** 2).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (rc * cc).sum(-1) / denom
+    return np.where(denom > 0, rho, 0.0)
+
+
+def per_dilemma_slope(coeffs: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Least-squares slope of each row of ``scores`` over ``coeffs``."""
+    cc = coeffs - coeffs.mean()
+    return ((scores - scores.mean(-1, keepdims=True)) * cc).sum(-1) / (cc ** 2).sum()
+
+
+def one_sample_tests(x: np.ndarray) -> tuple[float, float, float]:
+    """(t, p of the t-test, p of the Wilcoxon signed-rank test) of ``x`` against 0."""
+    if len(x) < 2 or not np.isfinite(x).all():
+        return (math.nan,) * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a constant sample: t undefined, reported NaN
+        res = sps.ttest_1samp(x, 0.0)
+    try:
+        wp = float(sps.wilcoxon(x, zero_method="wilcox").pvalue) if np.any(x != 0) else math.nan
+    except ValueError:
+        wp = math.nan
+    return float(res.statistic), float(res.pvalue), wp
+
+
+def bootstrap_mean_ci(x: np.ndarray, seed: int = 0, level: float = 0.95, n_boot: int = N_BOOT) -> tuple[float, float]:
+    """BCa bootstrap CI of the mean of ``x`` (one value per dilemma), seeded."""
+    if len(x) < 3 or np.ptp(x) == 0:
+        return (math.nan, math.nan) if len(x) < 3 else (float(x[0]), float(x[0]))
+    with warnings.catch_warnings():  # BCa on a nearly degenerate sample warns and falls back: fine
+        warnings.simplefilter("ignore")
+        res = sps.bootstrap((x,), np.mean, n_resamples=n_boot, confidence_level=level, method="BCa",
+                            vectorized=True, rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def seed_dilemma_ci(d: np.ndarray, seed: int = 0, level: float = 0.95, n_boot: int = N_BOOT) -> tuple[float, float]:
+    """Percentile CI of the mean over training seeds of the mean over dilemmas of ``d`` (dilemmas x seeds),
+    resampling seeds *and* dilemmas (two-level bootstrap), so seed-to-seed disagreement widens it."""
+    n, s = d.shape
+    if s == 1:
+        return bootstrap_mean_ci(d[:, 0], seed, level, n_boot)
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(dilemmas), size=(n_boot, len(dilemmas)))
-    with warnings.catch_warnings():  # a resample without a valid dilemma at one end is NaN, and skipped
-        warnings.simplefilter("ignore", RuntimeWarning)
-        boots = np.mean([np.nanmean(a[picks], axis=1) - np.nanmean(b[picks], axis=1) for a, b in ends], axis=0)
+    dil = rng.integers(0, n, size=(n_boot, n))
+    seeds = rng.integers(0, s, size=(n_boot, s))
+    col_means = np.stack([d[pick].mean(0) for pick in dil])  # n_boot x seeds: each seed on the same dilemmas
+    boots = np.take_along_axis(col_means, seeds, axis=1).mean(1)
     tail = (1 - level) / 2 * 100
-    return float(np.nanpercentile(boots, tail)), float(np.nanpercentile(boots, 100 - tail))
+    return float(np.percentile(boots, tail)), float(np.percentile(boots, 100 - tail))
+
+
+@dataclass
+class MethodStats:
+    method: str
+    value: str
+    coeffs: list[float]
+    n_value: int  # evaluated dilemmas that carry the value on one action (the most that can count)
+    n_valid: dict[float, int]  # pair-complete dilemmas per coefficient (fewest over seeds)
+    nan_rate: dict[float, float]  # share of invalid rows per coefficient (all evaluated rows)
+    n_common: int
+    retention: float  # valid dilemmas at the worse end / valid at c=0
+    effect: float
+    ci_low: float
+    ci_high: float
+    t: float
+    p: float
+    wilcoxon_p: float
+    slope: float  # mean per-dilemma slope over every swept coefficient
+    slope_t: float
+    slope_p: float
+    monotonicity: float
+    dnll: float
+    gain: float
+    n_seeds: int
+    effect_by_seed: list[float]
+    score_by_coeff: dict[float, float]
+    per_dilemma: pd.Series = field(repr=False)  # Effect's per-dilemma difference (seed mean), by dilemma_idx
+
+    @property
+    def in_range(self) -> bool:
+        return self.n_common >= MIN_COMMON and self.retention >= MIN_RETENTION
+
+    @property
+    def effect_sd(self) -> float:
+        return float(np.std(self.effect_by_seed, ddof=1)) if self.n_seeds > 1 else math.nan
+
+    @property
+    def lo_hi(self) -> tuple[float, float]:
+        return endpoints(self.coeffs)
+
+    def range_note(self) -> str:
+        lo, hi = self.lo_hi
+        return (f"OUT OF RANGE: worse end keeps {self.retention:.0%} of the {self.n_valid.get(0.0, 0)} dilemmas "
+                f"valid at c=0 (c={lo:+g}: {self.n_valid.get(lo, 0)}, c={hi:+g}: {self.n_valid.get(hi, 0)}), "
+                f"N common {self.n_common}")
+
+
+def analyse(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, value: str, min_pmass: float = MIN_PMASS,
+            seed: int = 0) -> MethodStats:
+    """Every statistic of one method's rows (one method, any number of training seeds) for ``value``."""
+    marked = mark_valid(rows.assign(seed=rows["seed"]) if "seed" in rows else rows.assign(seed=0), min_pmass)
+    method = str(marked["method"].iloc[0])
+    coeffs = sorted(float(c) for c in marked["coeff"].unique())
+    seeds = sorted(marked["seed"].unique())
+    lo, hi = endpoints(coeffs)
+    nan_rate = (1.0 - marked.groupby("coeff")["valid"].mean()).to_dict()
+    labelled = set(dilemma_rows.loc[dilemma_rows["idx"].map(row_labels(dilemma_rows, value)).to_numpy() != 0,
+                                    "dilemma_idx"])
+    evaluated = set(marked["dilemma_idx"])
+    scores = dilemma_scores(marked, dilemma_rows, min_pmass, [value])
+    cube = scores.pivot_table(index="dilemma_idx", columns=["seed", "coeff"], values="score")
+    cube = cube.reindex(columns=pd.MultiIndex.from_product([seeds, coeffs], names=["seed", "coeff"]))
+    n_valid = {c: int(min(cube[(s, c)].notna().sum() for s in seeds)) for c in coeffs}
+    common = cube.dropna()
+    arr = common.to_numpy().reshape(len(common), len(seeds), len(coeffs))  # dilemma x seed x coeff
+    c_arr = np.array(coeffs)
+    ilo, ihi = coeffs.index(lo), coeffs.index(hi)
+    d = arr[:, :, ihi] - arr[:, :, ilo]  # dilemma x seed
+    dbar = d.mean(1)
+    t, p, wp = one_sample_tests(dbar)
+    if len(coeffs) > 2:
+        slopes = per_dilemma_slope(c_arr, arr).mean(1)
+        st, sp, _ = one_sample_tests(slopes)
+        slope = float(slopes.mean()) if len(slopes) else math.nan
+    else:  # two coefficients: the slope test is the difference test
+        slope = float(dbar.mean() / (hi - lo)) if len(dbar) else math.nan
+        st, sp = t, p
+    mono = float(per_dilemma_spearman(c_arr, arr).mean()) if len(arr) else math.nan
+    ci = seed_dilemma_ci(d, seed) if len(d) else (math.nan, math.nan)
+    effect_by_seed = [float(x) for x in d.mean(0)] if len(d) else [math.nan] * len(seeds)
+    effect = float(np.mean(effect_by_seed))
+    nll = marked.groupby(["seed", "coeff"])["nll"].first().groupby("coeff").mean()
+    dnll = max((float(nll.get(c, math.nan) - nll.get(0.0, math.nan)) for c in (lo, hi)), default=math.nan)
+    c0_valid = n_valid.get(0.0, 0)
+    retention = min(n_valid[lo], n_valid[hi]) / c0_valid if c0_valid else math.nan
+    return MethodStats(
+        method=method, value=value, coeffs=coeffs, n_value=len(labelled & evaluated), n_valid=n_valid,
+        nan_rate=nan_rate, n_common=len(common), retention=retention, effect=effect, ci_low=ci[0], ci_high=ci[1],
+        t=t, p=p, wilcoxon_p=wp, slope=slope, slope_t=st, slope_p=sp, monotonicity=mono, dnll=dnll,
+        gain=normalized_gain(effect, mono, dnll), n_seeds=len(seeds), effect_by_seed=effect_by_seed,
+        score_by_coeff={c: float(arr[:, :, i].mean()) if len(arr) else math.nan for i, c in enumerate(coeffs)},
+        per_dilemma=pd.Series(dbar, index=common.index, name=method),
+    )
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm-adjusted p-values over the finite entries (NaN stays NaN)."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
+    return out.tolist()
+
+
+def paired_difference(a: pd.Series, b: pd.Series, seed: int = 0) -> dict:
+    """Effect of ``a`` minus Effect of ``b`` on the dilemmas common to both, paired over dilemmas."""
+    joined = pd.concat([a, b], axis=1, join="inner").dropna()
+    diff = (joined.iloc[:, 0] - joined.iloc[:, 1]).to_numpy()
+    t, p, wp = one_sample_tests(diff)
+    lo, hi = bootstrap_mean_ci(diff, seed) if len(diff) else (math.nan, math.nan)
+    return {"n_common": len(diff), "difference": float(diff.mean()) if len(diff) else math.nan,
+            "ci_low": lo, "ci_high": hi, "t": t, "p": p, "wilcoxon_p": wp}

@@ -70,6 +70,9 @@ class SteeringMethod(ABC):
     # Whether fitting makes random choices (init, batch order, sampling): such methods are refit once per
     # training seed with --seeds N; deterministic ones are fit once and their rows shared by every seed.
     seeded: ClassVar[bool] = True
+    # Whether the harness calibrates the sign on the training pairs (False for the random noise floor: a
+    # best-of-two direction is no longer a noise floor).
+    sign_calibrated: ClassVar[bool] = True
 
     @dataclass
     class Options:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from bench.chat import DEFAULT_SYSTEM, render
-from bench.evaluator import encode, left_padded_batches, load_heldout, model_device
+from bench.evaluator import CALIBRATION, encode, left_padded_batches, load_heldout, model_device
 from bench.models import LoadedModel
 from bench.steering import Steering
 
@@ -46,7 +46,7 @@ class KLProbe:
 
     def __init__(self, loaded: LoadedModel, batch_size: int = 8, texts=None):
         self.loaded = loaded
-        self.texts = texts if texts is not None else load_heldout()
+        self.texts = texts if texts is not None else load_heldout(CALIBRATION)
         self.batch_size = batch_size
         self.forward_passes = 0
         self._encoded: dict[str | None, tuple[list[list[int]], list[int]]] = {}
@@ -91,7 +91,16 @@ class KLProbe:
 
 def matched_strength(probe: KLProbe, steering: Steering, budget: float = 0.1, start: float = 1.0,
                      max_coeff: float = 1024.0, rel_tol: float = 0.05, max_steps: int = 24) -> StrengthResult:
-    """Bracket then bisect ``|c|`` so that mean(KL(+c), KL(-c)) ~= budget (within ``rel_tol``)."""
+    """The ``|c|`` at which mean(KL(+c), KL(-c)) equals ``budget`` (within ``rel_tol``).
+
+    KL grows roughly as c^2 near 0 and close to a power law beyond, so the search runs on log c: a
+    first guess from the quadratic law at ``start``, steps of x2 (or /2) until the budget is bracketed,
+    then Brent's method on log KL - log budget (``scipy.optimize.root_scalar``), which needs a few
+    evaluations where bisection on c needed about ten. Bounded at ``max_coeff``: beyond it the method is
+    reported as unable to reach the budget.
+    """
+    from scipy.optimize import root_scalar
+
     start_passes = probe.forward_passes
     cache: dict[float, tuple[float, float]] = {}
 
@@ -105,20 +114,33 @@ def matched_strength(probe: KLProbe, steering: Steering, budget: float = 0.1, st
         return StrengthResult(budget, m if reached else math.nan, (kp + km) / 2, reached,
                               probe.forward_passes - start_passes, kp, km)
 
-    lo, hi = 0.0, start  # f(0) = 0 < budget
-    while f(hi) < budget:  # grow until the budget is bracketed, within a bounded range
-        lo, hi = hi, hi * 2
-        if hi > max_coeff:
-            log.warning("KL budget %.3g not reached at |c| = %g (KL %.3g): reported as unreachable",
-                        budget, lo, f(lo))
-            return done(lo, False)
-    for _ in range(max_steps):
-        if abs(f(hi) - budget) <= rel_tol * budget:
-            break
-        mid = (lo + hi) / 2
-        if f(mid) < budget:
-            lo = mid
+    k0 = f(start)
+    m = start * math.sqrt(budget / k0) if k0 > 0 else start * 2
+    m = min(max(m, start / 1024), max_coeff)
+    lo = hi = None
+    for _ in range(max_steps):  # bracket: lo below the budget, hi at or above it
+        if f(m) < budget:
+            lo = m if lo is None else max(lo, m)
+            if hi is not None:
+                break
+            if m >= max_coeff:
+                log.warning("KL budget %.3g not reached at |c| = %g (KL %.3g): reported as unreachable",
+                            budget, m, f(m))
+                return done(m, False)
+            m = min(m * 2, max_coeff)
         else:
-            hi = mid
-    best = min((lo, hi) if lo > 0 else (hi,), key=lambda m: abs(f(m) - budget))
+            hi = m if hi is None else min(hi, m)
+            if lo is not None:
+                break
+            m /= 2
+    if lo is None or hi is None:  # no bracket within max_steps: report the closest point honestly
+        best = min(cache, key=lambda x: abs(f(x) - budget))
+        return done(best, abs(f(best) - budget) <= rel_tol * budget)
+    if abs(f(hi) - budget) > rel_tol * budget and abs(f(lo) - budget) > rel_tol * budget:
+        def g(log_m: float) -> float:
+            return math.log(max(f(math.exp(log_m)), 1e-12)) - math.log(budget)
+
+        # x tolerance in log c: KL ~ c^2, so 0.4 * rel_tol in log c keeps KL within ~rel_tol of the budget
+        root_scalar(g, bracket=(math.log(lo), math.log(hi)), method="brentq", xtol=0.4 * rel_tol, maxiter=max_steps)
+    best = min(cache, key=lambda x: abs(f(x) - budget))
     return done(best, abs(f(best) - budget) <= 0.1 * budget)

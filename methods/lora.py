@@ -15,7 +15,7 @@ from typing import Iterator
 
 from transformers import PreTrainedModel
 
-from bench.layers import find_linear_targets, resolve_layers
+from bench.layers import DEFAULT_LAYERS, find_linear_targets, resolve_layers
 from bench.steering import FitContext, Steering, SteeringMethod
 from bench.supervised import (
     FolderSteering,
@@ -60,7 +60,7 @@ class Lora(SteeringMethod):
         rank: int = 8
         alpha: int = 16
         modules: str = "all"  # all linear projections, or a comma list such as o_proj,down_proj
-        layers: str = "all"  # all layers, or a layer spec like the other methods (0.3:0.9)
+        layers: str = DEFAULT_LAYERS  # the same layers as the other methods by default; "all" adapts every layer
         lr: float = 5e-4
         epochs: float = 1.0
         beta: float = 0.1

@@ -15,6 +15,7 @@ from bench.steering import FitContext, Steering, SteeringMethod
 class RandomVector(SteeringMethod):
     name = "random"
     description = "random direction per layer with repeng's per-layer norm (noise floor)"
+    sign_calibrated = False  # the noise floor: its sign is whatever the seed drew
 
     @dataclass
     class Options:

@@ -13,7 +13,8 @@ from bench.runner import Runner
 def tiny_runner(tiny_model_dir, data_dir, results_dir, methods=("prompting", "random", "repeng"), **kw) -> Runner:
     cfg = RunConfig(model=str(tiny_model_dir), methods=list(methods), n_dilemmas=kw.pop("n_dilemmas", 6),
                     n_pairs=kw.pop("n_pairs", 12), data_dir=str(data_dir), results_dir=str(results_dir),
-                    dtype="fp32", device="cpu", min_pmass=0.0, batch_size=4, **kw)
+                    dtype="fp32", device="cpu", min_pmass=kw.pop("min_pmass", 0.0), batch_size=4,
+                    strength=kw.pop("strength", "raw"), **kw)
     return Runner(cfg)
 
 

@@ -32,6 +32,14 @@ def test_subset_is_seeded_whole_and_target_first(dilemmas_dir, caplog):
         select_subset(dd, 0, TARGET, seed=0)
 
 
+def test_default_subset_is_every_dilemma_carrying_the_target(dilemmas_dir):
+    dd = load_dilemmas(dilemmas_dir)
+    default = select_subset(dd, None, TARGET, seed=0)
+    tagged = set(dd.rows.loc[dd.rows["labels"].apply(lambda labs: TARGET in labs), "dilemma_idx"])
+    assert set(default.rows["dilemma_idx"]) == tagged and len(tagged) == 596
+    assert default.rows.groupby("dilemma_idx").size().eq(2).all()
+
+
 def test_unknown_target_lists_close_matches(small_data_dir):
     dd = load_dilemmas(small_data_dir)
     with pytest.raises(SteerbenchError, match="Virtue/Truthfulness"):

@@ -21,7 +21,7 @@ def free_port() -> int:
 def test_two_process_accelerate_run_matches_single_process(tiny_model_dir, small_data_dir, tmp_path):
     args = ["-m", "bench", "run", "--model", str(tiny_model_dir), "--methods", "prompting,random,repeng",
             "--n-dilemmas", "12", "--n-pairs", "12", "--batch-size", "2", "--dtype", "fp32", "--device", "cpu",
-            "--min-pmass", "0", "--data-dir", str(small_data_dir), "--run-name", "r"]
+            "--min-pmass", "0", "--strength", "raw", "--data-dir", str(small_data_dir), "--run-name", "r"]
     env = {**os.environ, "TQDM_DISABLE": "1"}
     single = subprocess.run([sys.executable, *args, "--results-dir", str(tmp_path / "single")],
                             capture_output=True, text=True, env=env)

@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from bench.steering import NoSteering
+from methods.innerpissa import InnerPiSSA, InnerPiSSASteering
 from methods.innerpissa.layer import AdapterShape, InnerPiSSALinear, cayley
+from methods.innerpissa.model import InnerPiSSAAdapters
 from tests.helpers import last_logits, tiny_runner
 
 
@@ -95,6 +97,13 @@ def test_training_increases_separation_and_steers_both_ways(runner):
     minus = last_logits(runner, steering, -1.0) - base
     cos = torch.nn.functional.cosine_similarity(plus, minus, dim=-1)
     assert (cos < 0).all(), cos
+    # The adapter's initialisation is small but non-zero, so +-1 move the logits in opposite directions
+    # before any training too: training must make the move much larger than the untrained adapter's.
+    method = InnerPiSSA(runner.options["innerpissa"])
+    targets, _, shape = method._plan(runner.loaded)
+    untrained = InnerPiSSASteering(InnerPiSSAAdapters(runner.loaded.model, targets, shape, seed=0), {})
+    moved_untrained = (last_logits(runner, untrained, 1.0) - base).norm()
+    assert plus.norm() > 3 * moved_untrained, (plus.norm(), moved_untrained)
 
 
 def test_save_load_round_trip(runner):

@@ -69,8 +69,34 @@ def test_repeng_batched_training_matches_one_at_a_time(runner):
         assert abs(float(a.directions[layer] @ b.directions[layer])) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_sign_calibration_is_recorded(runner):
+def test_sign_is_calibrated_at_the_evaluated_magnitude_with_a_test(runner):
+    from bench.calibration import calibrate_sign
+
     fitted = runner.fit("repeng")
-    cal = fitted.meta["calibration"]
-    assert fitted.sign in (1, -1) and cal["sign"] == fitted.sign
-    assert (cal["pref_plus"] < cal["pref_minus"]) == (fitted.sign == -1)
+    cont = runner.continuations()
+    cal = calibrate_sign(runner.loaded, fitted.steering, cont, runner.base_system, 4, magnitude=8.0)
+    assert cal["magnitude"] == 8.0 and cal["n_pairs"] == len(cont.suffixes) and 0 <= cal["p"] <= 1
+    assert cal["determined"] == (cal["p"] < 0.05)
+    assert cal["sign"] == (-1 if cal["determined"] and cal["pref_plus"] < cal["pref_minus"] else 1)
+
+
+def test_a_steering_that_changes_nothing_has_an_undetermined_sign(runner):
+    from bench.calibration import calibrate_sign
+    from bench.steering import NoSteering
+
+    cal = calibrate_sign(runner.loaded, NoSteering(), runner.continuations(), runner.base_system, 4, magnitude=1.0)
+    assert cal == {**cal, "sign": 1, "determined": False, "p": 1.0}
+
+
+def test_run_records_signs_where_they_are_used(tiny_model_dir, small_data_dir, tmp_path):
+    """Matched strength: the sign is calibrated at c* (not at 1); random, the noise floor, never is."""
+    r = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("random", "repeng"), strength="matched",
+                    kl_budget=0.01, run_name="signs")
+    r.run()
+    rep, rnd = r.status["repeng"], r.status["random"]
+    assert rep["calibration"]["magnitude"] == pytest.approx(rep["strength"]["c_star"])
+    assert "determined" in rep["calibration"] and rep["sign"] == rep["calibration"]["sign"]
+    assert rnd["calibration"]["skipped"] and rnd["sign"] == 1
+    assert rep["yesno"]["plus"]["n"] == 40 and 0 <= rep["yesno"]["minus"]["answered"] <= 1
+    table = (r.run_dir / "summary.md").read_text()
+    assert "not calibrated" in table and "KL (calib. half)" in table

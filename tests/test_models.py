@@ -38,3 +38,35 @@ def test_folder_without_config_is_rejected(tmp_path):
 def test_model_slug_cannot_escape_results(name):
     slug = model_slug(name)
     assert "/" not in slug and slug not in ("", ".", "..") and not slug.startswith(".")
+
+
+def test_bf16_model_scores_with_an_fp32_norm_and_head(tiny_model_dir):
+    """The body runs in bf16, the final norm and LM head in fp32: logits are fp32, closer to the fp32
+    model's than a plain bf16 forward's, the tied embeddings stay bf16, and an in-place weight change
+    (SFT swapping weights in) is seen by the head's cached fp32 weight."""
+    from transformers import AutoModelForCausalLM
+
+    from bench.evaluator import encode, left_padded_batches
+
+    ref = load_model(str(tiny_model_dir), dtype="fp32", device="cpu")
+    mixed = load_model(str(tiny_model_dir), dtype="bf16", device="cpu")
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).eval()
+    tok = ref.tokenizer
+    ids = encode(tok, ["Situation: a friend asks to copy my homework. My choice:", "Is the sky green? My choice:"])
+    _, batch = next(left_padded_batches(ids, 8, tok.pad_token_id, torch.device("cpu")))
+    with torch.inference_mode():
+        want = ref.model(**batch).logits[:, -1]
+        got = mixed.model(**batch).logits[:, -1]
+        bf16 = plain(**batch).logits[:, -1]
+    assert got.dtype == torch.float32 and bf16.dtype == torch.bfloat16
+    assert mixed.model.get_input_embeddings().weight.dtype == torch.bfloat16
+    err_mixed, err_plain = (got - want).abs().max(), (bf16.float() - want).abs().max()
+    assert err_mixed < err_plain, (err_mixed, err_plain)
+    head = mixed.model.get_output_embeddings()
+    hidden = torch.randn(2, 1, mixed.model.config.hidden_size)
+    with torch.inference_mode():
+        before = head(hidden)
+    with torch.no_grad():
+        head.weight.mul_(2.0)  # in place, as a weight swap does: the cached fp32 copy must follow
+    with torch.inference_mode():
+        torch.testing.assert_close(head(hidden), 2 * before)

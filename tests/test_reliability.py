@@ -69,7 +69,8 @@ def test_killed_run_resumes_to_the_same_rows(tiny_model_dir, dilemmas_dir, tmp_p
     def command(results):
         return [sys.executable, "-m", "bench", "run", "--model", str(tiny_model_dir), "--methods", "random,repeng",
                 "--n-dilemmas", "60", "--n-pairs", "12", "--batch-size", "1", "--dtype", "fp32", "--device", "cpu",
-                "--min-pmass", "0", "--data-dir", str(dilemmas_dir), "--results-dir", str(results), "--run-name", "k"]
+                "--min-pmass", "0", "--strength", "raw", "--data-dir", str(dilemmas_dir), "--results-dir", str(results),
+                "--run-name", "k"]
 
     env = {**os.environ, "TQDM_DISABLE": "1"}
     proc = subprocess.Popen(command(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -99,7 +100,8 @@ def test_two_runs_sharing_a_results_folder_at_once(tiny_model_dir, small_data_di
     def command(name):
         return [sys.executable, "-m", "bench", "run", "--model", str(tiny_model_dir), "--methods", "random,repeng",
                 "--n-dilemmas", "8", "--n-pairs", "12", "--batch-size", "2", "--dtype", "fp32", "--device", "cpu",
-                "--min-pmass", "0", "--data-dir", str(small_data_dir), "--results-dir", str(tmp_path), "--run-name", name]
+                "--min-pmass", "0", "--strength", "raw", "--data-dir", str(small_data_dir), "--results-dir", str(tmp_path),
+                "--run-name", name]
 
     env = {**os.environ, "TQDM_DISABLE": "1"}
     procs = [subprocess.Popen(command(n), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env) for n in ("a", "b")]

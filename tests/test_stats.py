@@ -3,16 +3,20 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from bench.dilemmas import load_dilemmas, select_subset
+from bench.report import main_display, method_table, pairwise_table
 from bench.stats import (
-    mark_valid,
+    analyse,
+    bootstrap_mean_ci,
+    dilemma_scores,
+    holm,
     normalized_gain,
-    paired_slope,
+    paired_difference,
+    per_dilemma_spearman,
     row_labels,
-    spearman_rho,
-    summarize,
-    value_scores,
+    seed_dilemma_ci,
 )
 
 TARGET = "Virtue/Truthfulness"
@@ -23,35 +27,33 @@ def dd(dilemmas_dir):
     return select_subset(load_dilemmas(dilemmas_dir), 60, TARGET, seed=0)
 
 
-def fake_rows(dilemma_rows: pd.DataFrame, logratio_of, coeffs=(-1.0, 0.0, 1.0)) -> pd.DataFrame:
+def fake_rows(dilemma_rows: pd.DataFrame, logratio_of, coeffs=(-1.0, 0.0, 1.0), method="fake") -> pd.DataFrame:
     frames = []
     for c in coeffs:
         lr = [logratio_of(r, c) for r in dilemma_rows.itertuples()]
-        frames.append(pd.DataFrame({"method": "fake", "coeff": c, "idx": dilemma_rows["idx"],
-                                    "dilemma_idx": dilemma_rows["dilemma_idx"], "logratio": lr, "pmass": 0.9}))
+        frames.append(pd.DataFrame({"method": method, "seed": 0, "coeff": c, "idx": dilemma_rows["idx"],
+                                    "dilemma_idx": dilemma_rows["dilemma_idx"], "logratio": lr, "pmass": 0.9,
+                                    "nll": 2.0}))
     return pd.concat(frames, ignore_index=True)
 
 
 def test_always_yes_scores_zero_on_every_value(dd):
     rows = fake_rows(dd.rows, lambda r, c: 3.0)
-    for value in dd.label_names[:60] + [TARGET]:
-        scores = value_scores(rows, dd.rows, value)
-        if len(scores):
-            assert scores["score"].mean() == pytest.approx(0.0, abs=1e-12), value
+    scores = dilemma_scores(rows, dd.rows)
+    assert len(scores) > 1000 and scores["score"].abs().max() == 0.0
 
 
-def test_prefers_to_do_scores_positive_on_to_do_values_from_both_rows(dd):
+def test_prefers_to_do_scores_positive_on_to_do_values(dd):
     rows = fake_rows(dd.rows, lambda r, c: 2.0 if r.action_type == "to_do" else -2.0)
-    action = dd.rows.set_index("idx")["action_type"]
+    todo_idx = dd.rows.set_index("dilemma_idx").query("action_type == 'to_do'")["idx"]
     checked = 0
-    for value in dd.label_names:
+    for value in dd.label_names[:80]:
         labels = row_labels(dd.rows, value)
-        scores = value_scores(rows, dd.rows, value).assign(action=lambda f: f["idx"].map(action))
-        for _, g in scores.groupby(["coeff", "dilemma_idx"]):
-            todo_label = labels[g.loc[g["action"] == "to_do", "idx"]].iloc[0]
-            assert len(g) == 2  # both rows score
-            # value on the to_do action: positive from both rows; on the not_to_do action: negative
-            assert (np.sign(g["score"]) == todo_label).all(), value
+        scores = dilemma_scores(rows, dd.rows, values=[value])
+        for r in scores.itertuples():
+            todo_label = labels[todo_idx[r.dilemma_idx]]
+            # value on the to_do action: the dilemma scores +2; on the not_to_do action: -2
+            assert r.score == 2.0 * todo_label, value
             checked += todo_label == 1
     assert checked > 100
 
@@ -65,49 +67,141 @@ def test_labels_skip_values_on_both_actions():
 
 
 def hand_example():
-    """2 dilemmas x 2 rows, value A on row 0 and 2 (to_do); three coefficients."""
+    """2 dilemmas x 2 rows, value A on rows 0 and 2 (to_do); three coefficients."""
     dil = pd.DataFrame({"idx": [0, 1, 2, 3], "dilemma_idx": [7, 7, 8, 8], "labels": [["A"], [], ["A"], []]})
-    lr = {  # logratio per (coeff, idx)
-        -1: [0.0, 1.0, 1.0, 1.0],
-        0: [1.0, 1.0, 2.0, 1.0],
-        1: [2.0, 0.0, 4.0, 1.0],
-    }
-    rows = pd.concat([pd.DataFrame({"method": "m", "coeff": float(c), "idx": [0, 1, 2, 3],
-                                    "dilemma_idx": [7, 7, 8, 8], "logratio": v, "pmass": 0.8})
+    lr = {-1: [0.0, 1.0, 1.0, 1.0], 0: [1.0, 1.0, 2.0, 1.0], 1: [2.0, 0.0, 5.0, 1.0]}
+    nll = {-1: 2.0, 0: 2.0, 1: 2.5}
+    rows = pd.concat([pd.DataFrame({"method": "m", "seed": 0, "coeff": float(c), "idx": [0, 1, 2, 3],
+                                    "dilemma_idx": [7, 7, 8, 8], "logratio": v, "pmass": 0.8, "nll": nll[c]})
                       for c, v in lr.items()], ignore_index=True)
     return dil, rows
 
 
 def test_statistics_on_hand_computed_example():
     dil, rows = hand_example()
-    # scores: row0 = lr, row1 = -lr, row2 = lr, row3 = -lr
-    # c=-1: [0,-1,1,-1] mean -0.25 ; c=0: [1,-1,2,-1] mean 0.25 ; c=1: [2,0,4,-1] mean 1.25
-    st = summarize("m", rows, dil, "A", {-1.0: 2.0, 0.0: 2.0, 1.0: 2.5})
-    assert st.score_by_coeff == {-1.0: -0.25, 0.0: 0.25, 1.0: 1.25}
-    assert st.effect == pytest.approx(1.5)
-    assert st.rho == pytest.approx(1.0)
+    # dilemma score = mean(label * logratio) of its two rows (labels +1, -1):
+    # dilemma 7: c=-1 (0-1)/2=-0.5, c=0 0, c=1 1  ;  dilemma 8: c=-1 0, c=0 0.5, c=1 2
+    st = analyse(rows, dil, "A")
+    assert st.score_by_coeff == {-1.0: -0.25, 0.0: 0.25, 1.0: 1.5}
+    assert st.n_common == 2 and st.n_value == 2 and st.in_range is False  # N common < 30
+    d = np.array([1.5, 2.0])  # per-dilemma differences
+    assert st.effect == pytest.approx(1.75)
+    assert st.t == pytest.approx(7.0) and st.p == pytest.approx(sps.ttest_1samp(d, 0).pvalue)
+    assert st.slope == pytest.approx(np.mean([0.75, 1.0]))  # per-dilemma least-squares slopes
+    assert st.monotonicity == pytest.approx(1.0)
     assert st.dnll == pytest.approx(0.5)
-    assert st.gain == pytest.approx(100 * 1.5 * 1.0 / 1.5)
-    # pooled OLS slope of score on c equals the slope of the means here (balanced design): 0.75
-    assert st.slope == pytest.approx(0.75)
-    # per-row slopes: row0 1, row1 0.5, row2 1.5, row3 0 -> mean 0.75, sd 0.6455, t = 0.75/(0.6455/2)
-    assert st.paired_slope == pytest.approx(0.75)
-    assert st.paired_t == pytest.approx(0.75 / (np.std([1, 0.5, 1.5, 0], ddof=1) / 2))
-    assert st.nan_rate == 0.0 and st.n_dilemmas == 2
+    assert st.gain == pytest.approx(100 * 1.75 * 1.0 / 1.5)
+    assert st.nan_rate == {-1.0: 0.0, 0.0: 0.0, 1.0: 0.0}
 
 
-def test_nan_rows_drop_their_whole_dilemma_and_are_counted():
+def test_a_nan_row_drops_its_dilemma_from_every_comparison():
     dil, rows = hand_example()
     rows.loc[(rows["coeff"] == 1.0) & (rows["idx"] == 1), "pmass"] = 0.3  # row 1 not answering at c=1
-    rows.loc[(rows["coeff"] == 1.0) & (rows["idx"] == 3), "logratio"] = np.nan  # NaN logits at c=1
-    marked = mark_valid(rows)
-    assert marked["valid"].sum() == 10 and marked["pair_valid"].sum() == 8
-    st = summarize("m", rows, dil, "A", {})
-    assert math.isnan(st.score_by_coeff[1.0])  # both dilemmas lost a row at c=1
-    assert st.nan_rate == pytest.approx(2 / 12)
+    st = analyse(rows, dil, "A")
+    assert st.n_valid == {-1.0: 2, 0.0: 2, 1.0: 1} and st.n_common == 1 and st.retention == 0.5
+    assert st.effect == pytest.approx(2.0)  # dilemma 8 alone, at both ends
+    assert st.score_by_coeff[-1.0] == pytest.approx(0.0)  # not dilemma 7's -0.5: it is not common
+    assert st.nan_rate[1.0] == pytest.approx(0.25)
 
 
-def test_gain_clips_reversed_steering():
+def test_biased_survivors_at_one_end_do_not_make_an_effect():
+    """One end keeps only the 5 dilemmas that scored lowest at c=0: the per-end means would report
+    their bias as an Effect; the common-set Effect is the true +0.2, and the method is out of range."""
+    rng = np.random.default_rng(0)
+    n = 100
+    base = rng.normal(0, 1, n)
+    low5 = set(np.argsort(base)[:5])
+    dil = pd.DataFrame({"idx": np.arange(2 * n), "dilemma_idx": np.repeat(np.arange(n), 2),
+                        "labels": [["A"] if i % 2 == 0 else [] for i in range(2 * n)]})
+    frames = []
+    for c, shift in ((-1.0, -0.1), (0.0, 0.0), (1.0, 0.1)):
+        s = base + shift
+        lr = np.stack([s, -s], 1).ravel()  # dilemma score s: +s on the A row, -s on the other
+        pmass = np.where([(c == -1.0 and (i // 2) not in low5) for i in range(2 * n)], 0.1, 0.9)
+        frames.append(pd.DataFrame({"method": "m", "seed": 0, "coeff": c, "idx": dil["idx"], "nll": 2.0,
+                                    "dilemma_idx": dil["dilemma_idx"], "logratio": lr, "pmass": pmass}))
+    rows = pd.concat(frames, ignore_index=True)
+    naive = base.mean() + 0.1 - (base[sorted(low5)].mean() - 0.1)
+    assert naive > 1.5  # what comparing the survivors of each end would say
+    st = analyse(rows, dil, "A")
+    assert st.n_common == 5 and st.effect == pytest.approx(0.2)
+    assert not st.in_range and "OUT OF RANGE" in st.range_note()
+
+
+def test_a_uniform_yes_no_shift_changes_no_dilemma_level_statistic(dd):
+    rng = np.random.default_rng(1)
+    noise = {c: rng.normal(0, 1, len(dd.rows)) for c in (-1.0, 0.0, 1.0)}
+    pos = {idx: i for i, idx in enumerate(dd.rows["idx"])}
+    plain = fake_rows(dd.rows, lambda r, c: noise[c][pos[r.idx]] + 0.3 * c * (r.action_type == "to_do"))
+    # the whole model says Yes more (or less) at each coefficient: every row moves by the same b(c)
+    shifted = plain.assign(logratio=plain["logratio"] + plain["coeff"].map({-1.0: -2.0, 0.0: 0.5, 1.0: 3.0}))
+    a, b = analyse(plain, dd.rows, TARGET), analyse(shifted, dd.rows, TARGET)
+    for key in ("effect", "ci_low", "ci_high", "t", "p", "wilcoxon_p", "slope", "slope_p", "monotonicity"):
+        assert getattr(a, key) == pytest.approx(getattr(b, key), rel=1e-9, abs=1e-12), key
+    assert a.n_common == b.n_common > 30
+
+
+def test_holm_on_known_p_values():
+    # sorted 0.01, 0.03, 0.04 -> x3, x2, x1 = 0.03, 0.06, 0.04 -> step-down max: 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, 0.03, math.nan])[:3] == pytest.approx([0.03, 0.06, 0.06])
+    assert math.isnan(holm([0.01, 0.04, 0.03, math.nan])[3])
+
+
+def test_seed_aware_interval_widens_when_seeds_disagree():
+    rng = np.random.default_rng(2)
+    noise = rng.normal(0, 1, (300, 3))
+    agree = noise + 0.5
+    disagree = noise + np.array([-0.5, 0.5, 1.5])  # same mean over seeds, seeds far apart
+    lo_a, hi_a = seed_dilemma_ci(agree, seed=0)
+    lo_d, hi_d = seed_dilemma_ci(disagree, seed=0)
+    assert lo_a < 0.5 < hi_a and lo_d < 0.5 < hi_d
+    assert hi_d - lo_d > 3 * (hi_a - lo_a)
+    # the dilemma-only interval of the seed mean would not see the disagreement at all
+    lo_m, hi_m = bootstrap_mean_ci(disagree.mean(1), seed=0)
+    assert hi_m - lo_m < 0.5 * (hi_d - lo_d)
+    assert seed_dilemma_ci(disagree, seed=0) == (lo_d, hi_d)  # seeded
+
+
+def test_bca_interval_is_seeded_and_has_the_expected_width():
+    x = np.random.default_rng(0).normal(0.5, 1, 400)
+    lo, hi = bootstrap_mean_ci(x, seed=1)
+    assert (lo, hi) == bootstrap_mean_ci(x, seed=1) and lo < 0.5 < hi
+    se = 1 / np.sqrt(400)
+    assert 0.8 * 2 * 1.96 * se < hi - lo < 1.2 * 2 * 1.96 * se
+
+
+def test_monotonicity_is_dilemma_level_and_gain_is_not_a_step_function():
+    coeffs = np.array([-1.0, 0.0, 1.0])
+    up, down, flat = [0.0, 1.0, 2.0], [2.0, 1.0, 0.0], [1.0, 1.0, 1.0]
+    assert per_dilemma_spearman(coeffs, np.array([up, down, flat])).tolist() == [1.0, -1.0, 0.0]
+    rho = per_dilemma_spearman(coeffs, np.array([up] * 6 + [down] * 4)).mean()
+    assert rho == pytest.approx(0.2)  # 60% of dilemmas up, 40% down: not one of +-0.5 / +-1
+    assert normalized_gain(1.0, rho, 0.0) == pytest.approx(20.0)
     assert normalized_gain(2.0, -0.5, 0.0) == 0.0
-    assert spearman_rho({-1.0: 3.0, 0.0: 2.0, 1.0: 1.0}) == pytest.approx(-1.0)
-    assert math.isnan(paired_slope(pd.DataFrame({"idx": [0], "coeff": [0.0], "score": [1.0]}))[1])
+
+
+def test_pairwise_difference_is_paired_over_common_dilemmas():
+    a = pd.Series([1.0, 2.0, 3.0, 4.0, 9.0], index=[1, 2, 3, 4, 5])
+    b = pd.Series([0.5, 1.0, 2.5, 3.0], index=[2, 3, 4, 6])
+    res = paired_difference(a, b)
+    assert res["n_common"] == 3 and res["difference"] == pytest.approx(np.mean([1.5, 2.0, 1.5]))
+    assert res["p"] == pytest.approx(sps.ttest_1samp([1.5, 2.0, 1.5], 0).pvalue)
+
+
+def test_bold_needs_range_and_holm_significance(dd):
+    rng = np.random.default_rng(3)
+    pos = {idx: i for i, idx in enumerate(dd.rows["idx"])}
+    noise = {c: rng.normal(0, 0.3, len(dd.rows)) for c in (-1.0, 0.0, 1.0)}
+    frames = [fake_rows(dd.rows, lambda r, c, k=k: noise[c][pos[r.idx]] + k * c * (r.action_type == "to_do"), method=m)
+              for m, k in (("strong", 1.0), ("null", 0.0))]
+    rows = pd.concat(frames, ignore_index=True)
+    status = {"strong": {"status": "ok"}, "null": {"status": "ok"}, "_run": {}}
+    table, stats = method_table(rows, dd.rows, status, TARGET)
+    shown, bold = main_display(table)
+    strong = int(table.index[table["method"] == "strong"][0])
+    assert table.loc[strong, "p_holm"] < 0.05 and (strong, "Effect [95% CI]") in bold
+    # nothing significant: nothing bold
+    _, bold_null = main_display(table[table["method"] == "null"].reset_index(drop=True))
+    assert bold_null == set()
+    pairs = pairwise_table(stats)
+    assert len(pairs) == 1 and pairs.loc[0, "n_common"] == stats["null"].n_common

@@ -19,11 +19,15 @@ class Inert(Steering):
 
 @pytest.fixture()
 def probe(tiny, monkeypatch):
-    import bench.dilemmas
+    import bench.evaluator
 
-    # calibration must never read DailyDilemmas: make any attempt fail loudly
-    monkeypatch.setattr(bench.dilemmas, "load_dilemmas", lambda *a, **k: pytest.fail("read DailyDilemmas"))
-    return KLProbe(tiny, batch_size=8)
+    # The KL search must never see DailyDilemmas: the only ways in are reading its CSVs and rendering its
+    # prompts, so both fail loudly here (the tests below would then error).
+    monkeypatch.setattr(pd, "read_csv", lambda *a, **k: pytest.fail("read a CSV (DailyDilemmas)"))
+    monkeypatch.setattr(bench.evaluator, "dilemma_prompts", lambda *a, **k: pytest.fail("rendered a dilemma"))
+    probe = KLProbe(tiny, batch_size=8)
+    probe.kl(Inert(), 1.0)  # the probe is exercised under the guard
+    return probe
 
 
 def test_finds_c_star_for_a_monotone_method(tiny, probe):
@@ -70,3 +74,19 @@ def test_prompt_steering_is_measured_with_its_own_system_message(tiny, probe):
     steering = PromptSteering("Pretend you're an honest person.", "Pretend you're a dishonest person.")
     assert probe.kl(steering, 0.0) == pytest.approx(0.0, abs=1e-6)
     assert probe.kl(steering, 1.0) > 1e-4
+
+
+def test_c_star_and_dnll_use_disjoint_halves_of_the_held_out_texts(tiny, monkeypatch):
+    """c* is searched on the calibration half, dNLL measured on the evaluation half, never the other way."""
+    import bench.evaluator as ev
+
+    calib, evaluation = ev.load_heldout(ev.CALIBRATION), ev.load_heldout(ev.EVALUATION)
+    assert len(calib) >= 40 and len(evaluation) >= 40
+    assert not {p for p, _ in calib} & {p for p, _ in evaluation}
+    assert not {r for _, r in calib} & {r for _, r in evaluation}
+    assert KLProbe(tiny, batch_size=8).texts == calib
+    seen = []
+    real = ev.continuation_logprobs
+    monkeypatch.setattr(ev, "continuation_logprobs", lambda m, t, heads, conts, bs: (seen.extend(conts), real(m, t, heads, conts, bs))[1])
+    ev.heldout_nll(tiny.model, tiny.tokenizer)
+    assert seen == [r for _, r in evaluation]

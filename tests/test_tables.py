@@ -2,21 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.stats import bootstrap_effect_ci
-from bench.tables import coefficient_table, latex_escape, to_latex, value_effects
+from bench.report import value_effects
+from bench.tables import coefficient_table, latex_escape, to_latex
 from tests.helpers import tiny_runner
-
-
-def test_bootstrap_ci_is_seeded_and_has_the_expected_width():
-    rng = np.random.default_rng(0)
-    n = 400
-    frame = pd.DataFrame({"dilemma_idx": np.tile(np.arange(n), 2), "coeff": np.repeat([-1.0, 1.0], n),
-                          "score": np.concatenate([rng.normal(0, 1, n), rng.normal(0.5, 1, n)])})
-    lo, hi = bootstrap_effect_ci(frame, -1.0, 1.0, seed=1)
-    assert (lo, hi) == bootstrap_effect_ci(frame, -1.0, 1.0, seed=1)
-    assert lo < 0.5 < hi
-    se = np.sqrt(2 / n)  # independent unit-variance scores at each end
-    assert 0.8 * 2 * 1.96 * se < hi - lo < 1.2 * 2 * 1.96 * se
 
 
 def test_side_effects_column_is_mean_abs_change_over_non_target_values():
@@ -25,8 +13,8 @@ def test_side_effects_column_is_mean_abs_change_over_non_target_values():
         *[("m", "T", c, d, c) for c in (-1.0, 0.0, 1.0) for d in range(10)],
         *[("m", "A", c, d, 2 * c) for c in (-1.0, 0.0, 1.0) for d in range(10)],
         *[("m", "B", c, d, -4 * c) for c in (-1.0, 0.0, 1.0) for d in range(10)],
-    ], columns=["method", "value", "coeff", "dilemma_idx", "score"])
-    effects = value_effects(scores, [-1.0, 0.0, 1.0])
+    ], columns=["method", "value", "coeff", "dilemma_idx", "score"]).assign(seed=0)
+    effects = value_effects(scores)
     table = coefficient_table(effects, "m", "T", [-1.0, 0.0, 1.0])
     side = table.set_index("coeff")["side effects (mean |change|, non-target)"]
     assert side.tolist() == [3.0, 0.0, 3.0]
@@ -56,7 +44,7 @@ def test_tables_and_plots_from_a_run_without_a_model(tiny_model_dir, small_data_
     from bench.tables import build_tables
 
     folder = build_tables(run_dir, "Virtue/Truthfulness")
-    for name in ("main", "frameworks", "coefficients_random", "coefficients_repeng"):
+    for name in ("main", "pairwise", "sensitivity", "frameworks", "coefficients_random", "coefficients_repeng"):
         for ext in ("md", "tex", "csv"):
             assert (folder / f"{name}.{ext}").is_file()
     labels = {name: (x, y) for name, x, y in seen}
@@ -78,3 +66,22 @@ def test_ablation_table_picks_the_differing_options(tiny_model_dir, small_data_d
     ablation = pd.read_csv(out / "ablation_repeng.csv")
     assert list(ablation.columns[:1]) == ["layers"] and sorted(ablation["layers"].astype(str)) == ["0", "1"]
     assert "method" not in ablation.columns and (out / "cross_models.tex").is_file()
+
+
+def test_a_run_whose_answers_all_fail_the_pmass_filter_is_reported_out_of_range(tiny_model_dir, small_data_dir,
+                                                                                  tmp_path):
+    """The default NaN filter (min pmass 0.5) end to end: the tiny random model spreads its mass over the whole
+    vocabulary, so no row is valid; the run must finish and say so instead of crashing or ranking noise."""
+    from bench.tables import build_tables
+
+    run_dir = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("random", "repeng"), run_name="nan",
+                          min_pmass=0.5).run()
+    table = pd.read_csv(run_dir / "summary.csv")
+    assert set(table["method"]) == {"random", "repeng"}
+    assert (table["n_common"] == 0).all() and (~table["in_range"]).all()
+    assert table["note"].str.contains("OUT OF RANGE").all()
+    folder = build_tables(run_dir, "Virtue/Truthfulness")
+    assert "**" not in (folder / "main.md").read_text()  # nothing bolded
+    assert (folder / "pairwise.csv").is_file() and (folder / "sensitivity.csv").is_file()
+    sens = pd.read_csv(folder / "sensitivity.csv")
+    assert (sens["N common @0"].astype(int) > 0).all()  # at min pmass 0 every finite answer counts

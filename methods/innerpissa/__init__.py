@@ -10,6 +10,7 @@ import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import mean
 from typing import Iterator
 
 import pandas as pd
@@ -86,8 +87,14 @@ class InnerPiSSA(SteeringMethod):
                                  sample_wise_direction=o.sample_wise_direction)
         basis = measurement_basis(ctx.loaded, measure, o.rank)
         history = train(ctx.loaded, adapters, ctx.pairs, measure, basis, settings, ctx.seed)
+        last_epoch = [h for h in history if h["epoch"] == history[-1]["epoch"]] if history else []
         info = {"targets": targets, "measure_layer": measure, "n_adapted": len(targets),
-                "final_loss": history[-1]["loss"] if history else None}
+                "final_loss": history[-1]["loss"] if history else None,
+                # the coherence penalty over the last epoch: > 0 means the trust region (NLL on the pair
+                # tokens within coherence_margin of c=0's) is violated at c=+-1 when training ends
+                "coherence_term": mean([h["coh_plus"] + h["coh_minus"] for h in last_epoch]) if last_epoch else None,
+                "pair_dnll": {"plus": mean([h["dnll_plus"] for h in last_epoch]) if last_epoch else None,
+                              "minus": mean([h["dnll_minus"] for h in last_epoch]) if last_epoch else None}}
         return InnerPiSSASteering(adapters, info, history)
 
     def load(self, path: Path, ctx: FitContext) -> Steering:
