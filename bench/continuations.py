@@ -17,7 +17,7 @@ import torch
 from bench.evaluator import encode, left_padded_batches, model_device
 from bench.models import LoadedModel
 from bench.pairs import HonestyPair
-from bench.store import atomic_write_json, file_lock, stable_hash
+from bench.store import atomic_write_json, cache_key, file_lock
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,9 @@ def pair_continuations(
     n = len(pairs) if n is None else min(n, len(pairs))
     chosen = sorted(random.Random(seed).sample(range(len(pairs)), n))
     subset = [pairs[i] for i in chosen]
-    key = stable_hash({"model": loaded.fingerprint, "dtype": str(loaded.dtype), "max_new_tokens": max_new_tokens,
-                       "pairs": [(p.positive, p.negative) for p in subset]})
+    # Batch size is in the key: left padding changes the numerics, so greedy decoding may pick other tokens.
+    key = cache_key({"model": loaded.fingerprint, "dtype": str(loaded.dtype), "max_new_tokens": max_new_tokens,
+                     "pairs": [(p.positive, p.negative) for p in subset], "batch_size": batch_size})
     path = cache_dir / f"continuations-{key}.json"
     with file_lock(cache_dir / f".continuations-{key}.lock"):  # concurrent runs generate once
         if path.is_file():
