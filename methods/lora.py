@@ -17,6 +17,7 @@ from transformers import PreTrainedModel
 
 from bench.layers import find_linear_targets, resolve_layers
 from bench.steering import FitContext, Steering, SteeringMethod
+from bench.validate import at_least, names_list, positive
 from bench.supervised import (
     FolderSteering,
     library_versions,
@@ -66,6 +67,16 @@ class Lora(SteeringMethod):
         beta: float = 0.1
         batch_size: int = 4
         continuation_tokens: int = 32
+
+        def validate(self) -> None:
+            at_least("--lora.rank", self.rank, 1)
+            positive("--lora.alpha", self.alpha)
+            names_list("--lora.modules", self.modules)
+            positive("--lora.lr", self.lr)
+            positive("--lora.epochs", self.epochs)
+            positive("--lora.beta", self.beta)
+            at_least("--lora.batch-size", self.batch_size, 1)
+            at_least("--lora.continuation-tokens", self.continuation_tokens, 1)
 
     def fit(self, ctx: FitContext) -> Steering:
         from datasets import Dataset

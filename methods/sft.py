@@ -22,6 +22,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from bench.models import LoadedModel
 from bench.steering import FitContext, Steering, SteeringMethod
+from bench.validate import at_least, positive
 from bench.supervised import (
     FolderSteering,
     library_versions,
@@ -77,6 +78,12 @@ class SFT(SteeringMethod):
         epochs: float = 1.0
         batch_size: int = 8
         continuation_tokens: int = 32
+
+        def validate(self) -> None:
+            positive("--sft.lr", self.lr)
+            positive("--sft.epochs", self.epochs)
+            at_least("--sft.batch-size", self.batch_size, 1)
+            at_least("--sft.continuation-tokens", self.continuation_tokens, 1)
 
     def fit(self, ctx: FitContext) -> Steering:
         import tempfile
