@@ -217,9 +217,10 @@ WORK_TOTALS = ("forward_passes", "wall_seconds")
 
 def write_status(run_dir: Path, status: dict, work: dict, started: float) -> dict:
     """Write ``status.json``: this run's per-method status, and under ``_run`` the work record of every process
-    that has written this run folder (``started``: this run's ``time.time()`` at its start), merged with the file's (under a lock), so two runs on one folder do not
-    erase each other's record. ``_run.processes`` maps ``host:pid:start`` to a record; the top level of ``_run``
-    holds the totals over them (``forward_passes``, ``wall_seconds``, and each ``computed`` count)."""
+    that has written this run folder, merged with the file's under a lock, so two runs on one folder do not
+    erase each other's record. ``_run.processes`` maps ``host:pid:start`` (``started``: this run's
+    ``time.time()`` at its start) to a record; the top level of ``_run`` holds the totals over them
+    (``forward_passes``, ``wall_seconds``, and each ``computed`` count)."""
     path = run_dir / "status.json"
     with file_lock(run_dir / ".status.lock"):
         processes: dict[str, dict] = {}

@@ -105,7 +105,8 @@ def validate_config(cfg: "RunConfig") -> None:
 
 # --------------------------------------------------------------------- after the model loads
 def check_method_layers(options: dict[str, Any], loaded: "LoadedModel") -> None:
-    """Every method's ``layers`` / ``measure_layer`` / ``modules`` against the loaded model, before any fit."""
+    """Every method's ``layers`` and ``modules`` against the loaded model, before any fit. (InnerPiSSA's
+    ``measure_layer`` is clamped to the model by the method itself, so any index is accepted.)"""
     from bench.layers import find_linear_targets, resolve_layers
 
     n = loaded.n_layers
@@ -117,10 +118,6 @@ def check_method_layers(options: dict[str, Any], loaded: "LoadedModel") -> None:
                 layers = resolve_layers(values["layers"], n)
             except SteerbenchError as exc:
                 raise SteerbenchError(f"--{method}.layers: {exc}") from None
-        measure = values.get("measure_layer")
-        if isinstance(measure, int) and not -n <= measure < n:
-            raise SteerbenchError(f"--{method}.measure-layer {measure} does not fit a {n}-layer model; "
-                                  f"accepted: an index in [{-n}, {n - 1}]")
         modules = values.get("modules")
         if isinstance(modules, str) and modules != "all":
             names = names_list(f"--{method}.modules", modules)

@@ -17,7 +17,6 @@ from transformers import PreTrainedModel
 
 from bench.layers import find_linear_targets, resolve_layers
 from bench.steering import FitContext, Steering, SteeringMethod
-from bench.validate import at_least, names_list, positive
 from bench.supervised import (
     FolderSteering,
     library_versions,
@@ -26,6 +25,7 @@ from bench.supervised import (
     save_training_log,
     trainer_kwargs,
 )
+from bench.validate import at_least, names_list, positive
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from bench.models import LoadedModel
 from bench.steering import FitContext, Steering, SteeringMethod
-from bench.validate import at_least, positive
 from bench.supervised import (
     FolderSteering,
     library_versions,
@@ -31,6 +30,7 @@ from bench.supervised import (
     save_training_log,
     trainer_kwargs,
 )
+from bench.validate import at_least, positive
 
 log = logging.getLogger(__name__)
 WEIGHTS = {1.0: "honest.safetensors", -1.0: "dishonest.safetensors"}

@@ -95,7 +95,7 @@ LAYER_SPECS = [
     (["--methods", "prompting,repeng", "--repeng.layers", "99:100"], "--repeng.layers: bad layer spec '99:100' for a 2-layer model"),
     (["--methods", "prompting,random", "--random.layers", "5"], "--random.layers: bad layer spec '5'"),
     (["--methods", "prompting,svd-steer", "--svd-steer.layers", "0-7"], "--svd-steer.layers: bad layer spec '0-7'"),
-    (["--methods", "prompting,innerpissa", "--innerpissa.measure-layer", "9"], "--innerpissa.measure-layer 9 does not fit a 2-layer model"),
+    (["--methods", "prompting,innerpissa", "--innerpissa.layers", "0.5:99"], "--innerpissa.layers: bad layer spec '0.5:99'"),
     (["--methods", "prompting,svd-steer", "--svd-steer.modules", "nope_proj"], "--svd-steer.modules: no Linear module named ['nope_proj']"),
     (["--methods", "prompting,lora", "--lora.layers", "3"], "--lora.layers: bad layer spec '3'"),
 ]
