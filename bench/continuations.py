@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +59,17 @@ def pair_continuations(
     path = cache_dir / f"continuations-{key}.json"
     with file_lock(cache_dir / f".continuations-{key}.lock"):  # concurrent runs generate once
         if path.is_file():
-            data = json.loads(path.read_text())
-            return Continuations(data["suffixes"], data["honest"], data["dishonest"])
+            try:
+                data = json.loads(path.read_text())
+                cont = Continuations(data["suffixes"], data["honest"], data["dishonest"])
+                if not len(cont.suffixes) == len(cont.honest) == len(cont.dishonest) == len(subset):
+                    raise ValueError(f"{len(cont.honest)} continuations for {len(subset)} pairs")
+                return cont
+            except (ValueError, KeyError, TypeError) as exc:  # truncated or foreign file: regenerate it
+                aside = path.with_name(path.name + ".corrupt")
+                os.replace(path, aside)
+                log.warning("cached continuations %s could not be used (%s): moved to %s, regenerating",
+                            path.name, type(exc).__name__, aside.name)
         log.info("generating %d greedy continuations (%d tokens) per persona from the base model (cached)",
                  len(subset), max_new_tokens)
         honest = greedy_continuations(loaded, [p.positive for p in subset], max_new_tokens, batch_size)

@@ -300,6 +300,21 @@ def test_corrupt_artefact_is_moved_aside_and_refitted(tiny_model_dir, small_data
     pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "rows.parquet"), rows)
 
 
+@pytest.mark.parametrize("damage", ["{\"suffixes\": [", '{"suffixes": [], "honest": [], "dishonest": []}'])
+def test_damaged_continuations_are_moved_aside_and_regenerated(tiny, tmp_path, caplog, damage):
+    from bench.continuations import pair_continuations
+    from bench.pairs import make_pairs
+
+    pairs = make_pairs(tiny.tokenizer, n_pairs=2)
+    first = pair_continuations(tiny, pairs, tmp_path, n=None, max_new_tokens=2)
+    (path,) = tmp_path.glob("continuations-*.json")
+    path.write_text(damage)  # truncated, or the empty lists a --batch-size -1 run used to cache
+    with caplog.at_level(logging.WARNING):
+        again = pair_continuations(tiny, pairs, tmp_path, n=None, max_new_tokens=2)
+    assert again == first and path.with_name(path.name + ".corrupt").is_file()
+    assert "moved to" in caplog.text
+
+
 def test_failed_move_aside_is_an_error_not_a_log_line(tmp_path, monkeypatch, caplog):
     import bench.store
 
