@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.config import DEFAULT_N_DILEMMAS, RunConfig, parse_coeffs, parse_method_args
 from bench.errors import SteerbenchError
+from bench.validate import check_run_folder
 
 log = logging.getLogger("bench")
 
@@ -24,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     d = RunConfig()
     run.add_argument("--model", default=d.model, help="alias (smollm2-135m), local folder, or Hugging Face id")
     run.add_argument("--methods", default="all", help="comma list of registry names, or 'all' (default); a name "
-                     "listed twice runs once")
+                     "listed twice runs once (random,random is random)")
     run.add_argument("--coeffs", default="-1,0,1", help="comma list of coefficients; must include 0")
     run.add_argument("--n-dilemmas", type=int, default=DEFAULT_N_DILEMMAS,
                      help="dilemmas to evaluate (both actions each): default every dilemma that carries the target "
@@ -89,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             from bench.tables import build_tables
 
             for run in args.run_dirs:
-                if not (Path(run) / "rows.parquet").is_file():
-                    raise SteerbenchError(f"{run!r} is not a finished run folder (no rows.parquet)")
+                check_run_folder(run)
+            for run in args.run_dirs:
                 print(f"tables and plots written to {build_tables(Path(run), args.value, seed=args.seed)}")
             if len(args.run_dirs) > 1:
                 from bench.tables import cross_run_tables
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "summary":
             from bench.report import write_summary
 
+            check_run_folder(args.run_dir)
             print(write_summary(Path(args.run_dir), args.value))
             return 0
         from methods import parse_method_list
@@ -115,17 +117,47 @@ def main(argv: list[str] | None = None) -> int:
             strength=args.strength, kl_budget=args.kl_budget,
             method_options=parse_method_args(extra),
         )
-        from bench.runner import Runner
+        return _run(cfg)
+    except SteerbenchError as exc:
+        print(f"steerbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("steerbench: interrupted; finished work is kept, rerun the same command to resume", file=sys.stderr)
+        return 130
 
+
+def _run(cfg: RunConfig) -> int:
+    """Run with a log file in the run folder; a run that fails before writing anything but its log leaves
+    no folder behind (nor the results/model folders it created)."""
+    from bench.models import model_slug
+    from bench.runner import Runner
+
+    model_dir = Path(cfg.results_dir) / model_slug(cfg.model)
+    created = [p for p in (Path(cfg.results_dir), model_dir) if not p.exists()]
+    handler = None
+    try:
         runner = Runner(cfg)
+        if not runner.run_dir.exists():
+            created.append(runner.run_dir)
         handler = logging.FileHandler(_log_path(runner.run_dir))
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
         runner.run()
         return 0
-    except SteerbenchError as exc:
-        print(f"steerbench: error: {exc}", file=sys.stderr)
-        return 2
+    except BaseException:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+            handler = None
+        for folder in reversed(created):  # only what this command created, and only if nothing else is in it
+            if folder.is_dir() and [f.name for f in folder.iterdir()] in ([], ["run.log"]):
+                (folder / "run.log").unlink(missing_ok=True)
+                folder.rmdir()
+        raise
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
 def _log_path(run_dir: Path) -> Path:

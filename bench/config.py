@@ -106,7 +106,11 @@ def build_options(method_cls: type, given: dict[str, Any]) -> Any:
             accepted = ", ".join(sorted(k.replace("_", "-") for k in known)) or "none"
             raise SteerbenchError(f"unknown option {method_cls.name}.{key}; {method_cls.name} accepts: {accepted}")
         kwargs[attr] = _convert(raw, hints[attr], f"{method_cls.name}.{key}")
-    return opts_cls(**kwargs)
+    options = opts_cls(**kwargs)
+    validate = getattr(options, "validate", None)  # optional: range checks with one-line SteerbenchErrors
+    if callable(validate):
+        validate()
+    return options
 
 
 def parse_method_args(extra: list[str]) -> dict[str, dict[str, Any]]:

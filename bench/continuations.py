@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 from bench.evaluator import encode, left_padded_batches, model_device
 from bench.models import LoadedModel
 from bench.pairs import HonestyPair
-from bench.store import atomic_write_json, file_lock, stable_hash
+from bench.store import atomic_write_json, cache_key, file_lock
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +53,23 @@ def pair_continuations(
     n = len(pairs) if n is None else min(n, len(pairs))
     chosen = sorted(random.Random(seed).sample(range(len(pairs)), n))
     subset = [pairs[i] for i in chosen]
-    key = stable_hash({"model": loaded.fingerprint, "dtype": str(loaded.dtype), "max_new_tokens": max_new_tokens,
-                       "pairs": [(p.positive, p.negative) for p in subset]})
+    # Batch size is in the key: left padding changes the numerics, so greedy decoding may pick other tokens.
+    key = cache_key({"model": loaded.fingerprint, "dtype": str(loaded.dtype), "max_new_tokens": max_new_tokens,
+                     "pairs": [(p.positive, p.negative) for p in subset], "batch_size": batch_size})
     path = cache_dir / f"continuations-{key}.json"
     with file_lock(cache_dir / f".continuations-{key}.lock"):  # concurrent runs generate once
         if path.is_file():
-            data = json.loads(path.read_text())
-            return Continuations(data["suffixes"], data["honest"], data["dishonest"])
+            try:
+                data = json.loads(path.read_text())
+                cont = Continuations(data["suffixes"], data["honest"], data["dishonest"])
+                if not len(cont.suffixes) == len(cont.honest) == len(cont.dishonest) == len(subset):
+                    raise ValueError(f"{len(cont.honest)} continuations for {len(subset)} pairs")
+                return cont
+            except (ValueError, KeyError, TypeError) as exc:  # truncated or foreign file: regenerate it
+                aside = path.with_name(path.name + ".corrupt")
+                os.replace(path, aside)
+                log.warning("cached continuations %s could not be used (%s): moved to %s, regenerating",
+                            path.name, type(exc).__name__, aside.name)
         log.info("generating %d greedy continuations (%d tokens) per persona from the base model (cached)",
                  len(subset), max_new_tokens)
         honest = greedy_continuations(loaded, [p.positive for p in subset], max_new_tokens, batch_size)

@@ -56,7 +56,49 @@ def _read_local(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     for name in (DILEMMA_FILE, VALUES_FILE):
         if not (data_dir / name).is_file():
             raise SteerbenchError(f"data directory {str(data_dir)!r} is missing {name} (it needs {DILEMMA_FILE} and {VALUES_FILE})")
-    return pd.read_csv(data_dir / DILEMMA_FILE), pd.read_csv(data_dir / VALUES_FILE)
+    return _read_csv(data_dir / DILEMMA_FILE), _read_csv(data_dir / VALUES_FILE)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise SteerbenchError(f"{str(path)!r} is empty (no header, no rows); restore the DailyDilemmas file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0][:120] if str(exc) else ""
+        raise SteerbenchError(f"{str(path)!r} is not a readable CSV ({type(exc).__name__}: {first})") from None
+
+
+def _clean_rows(raw: pd.DataFrame) -> pd.DataFrame:
+    """Duplicated rows and one-sided dilemmas, decided at load time.
+
+    - A row repeated exactly (every column equal) is dropped with a warning: it carries no new information,
+      and kept it would count its dilemma twice.
+    - Two different rows with the same ``idx``, or for the same dilemma and action type, are ambiguous:
+      rejected with a one-line error.
+    - A dilemma with only one action cannot be scored (its two rows are compared): dropped, with a warning
+      giving how many.
+    """
+    exact = raw.astype(str).duplicated()  # str: list-valued cells from the hub are not hashable
+    if exact.any():
+        log.warning("%s: %d exactly duplicated row(s) dropped (first: idx=%s)", DILEMMA_FILE, int(exact.sum()),
+                    raw.loc[exact, "idx"].iloc[0])
+        raw = raw[~exact]
+    for cols, what in ((["idx"], "idx"), (["dilemma_idx", "action_type"], "(dilemma_idx, action_type)")):
+        dup = raw.duplicated(cols, keep=False)
+        if dup.any():
+            first = raw.loc[dup, cols].iloc[0].tolist()
+            raise SteerbenchError(f"{DILEMMA_FILE}: {int(dup.sum())} rows share an {what} with different content "
+                                  f"(first: {what}={first if len(first) > 1 else first[0]}); each must be unique")
+    sizes = raw.groupby("dilemma_idx")["action_type"].transform("size")
+    one_sided = sizes < 2
+    if one_sided.any():
+        log.warning("%s: %d dilemma(s) with only one action dropped (a dilemma is scored on both its actions)",
+                    DILEMMA_FILE, int(raw.loc[one_sided, "dilemma_idx"].nunique()))
+        raw = raw[~one_sided]
+    if raw.empty:
+        raise SteerbenchError(f"{DILEMMA_FILE} has no dilemma with both actions (to_do and not_to_do)")
+    return raw
 
 
 def _read_hub() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -98,7 +140,7 @@ def load_dilemmas(data_dir: str | Path | None = None) -> Dilemmas:
     if bad_types:
         raise SteerbenchError(f"{DILEMMA_FILE}: action_type must be to_do or not_to_do, got {bad_types[:3]}")
     label_map = value_label_map(values)
-    rows = raw.copy()
+    rows = _clean_rows(raw).copy()
     rows["raw_values"] = [_parse_values(c, i) for c, i in zip(rows["values_aggregated"], rows["idx"])]
     rows["labels"] = [
         sorted({lab for v in vals for lab in label_map.get(v.strip().lower(), [f"Value/{v.strip().lower()}"])})

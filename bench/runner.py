@@ -23,7 +23,6 @@ from tqdm.auto import tqdm
 
 from bench import report
 from bench.calibration import calibrate_sign
-from bench.stats import endpoints
 from bench.chat import DEFAULT_SYSTEM
 from bench.config import RunConfig, build_options
 from bench.continuations import pair_continuations
@@ -35,23 +34,28 @@ from bench.dilemmas import (
     load_dilemmas,
     select_subset,
 )
-from bench.errors import SteerbenchError
 from bench.distributed import ProcessShard, single_process_env
+from bench.errors import SteerbenchError
 from bench.evaluator import CALIBRATION, EVALUATION, dilemma_prompts, heldout_nll, load_heldout, score_prompts
 from bench.models import LoadedModel, load_model, model_slug
 from bench.pairs import HonestyPair, make_pairs
 from bench.probe import yes_no_probe
+from bench.stats import endpoints
 from bench.steering import FitContext, NoSteering, Steering, SteeringMethod
 from bench.store import (
     atomic_dir,
     atomic_write_frame,
     atomic_write_json,
+    cache_key,
     check_writable,
     file_lock,
     file_sha256,
+    load_artefact,
     read_cached_frame,
     stable_hash,
+    write_status,
 )
+from bench.validate import check_method_layers, validate_config
 from methods import get_method_class
 
 log = logging.getLogger(__name__)
@@ -78,8 +82,7 @@ class Runner:
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
         # Validate everything cheap before any compute: method names and options, output folder.
-        if cfg.n_seeds < 1:
-            raise SteerbenchError(f"--seeds {cfg.n_seeds} is not a number of training seeds; give 1 or more")
+        validate_config(cfg)  # every run option, the run name, the suffix file: one line, before any work
         self.method_classes = {name: get_method_class(name) for name in cfg.methods}
         self.options = {name: build_options(cls, cfg.method_options.get(name, {}))
                         for name, cls in self.method_classes.items()}
@@ -105,6 +108,7 @@ class Runner:
         check_target(dilemmas, cfg.target)
         self.dilemmas: Dilemmas = select_subset(dilemmas, cfg.n_dilemmas, cfg.target, cfg.seed)
         self.loaded: LoadedModel = load_model(cfg.model, cfg.dtype, cfg.device, cfg.trust_remote_code)
+        check_method_layers(self.options, self.loaded)  # every layer spec fits the model, before any fit
         self.pairs: list[HonestyPair] = make_pairs(self.loaded.tokenizer, cfg.n_pairs, cfg.seed, cfg.suffix_file)
         self.base_system = DEFAULT_SYSTEM
         self.pairs_hash = stable_hash([(p.positive, p.negative) for p in self.pairs])
@@ -130,7 +134,10 @@ class Runner:
         if overrides:
             options = dataclasses.replace(options, **overrides)
         opts = dataclasses.asdict(options)
-        key = stable_hash({"method": name, "options": opts, **self.model_key, "pairs": self.pairs_hash, "seed": seed})
+        # The batch size changes the numerics of fits (padding), so it is in the key; CACHE_VERSION via
+        # cache_key. Sign calibration is not part of a fit: it is cached per evaluated magnitude (``_sign``).
+        key = cache_key({"method": name, "options": opts, **self.model_key, "pairs": self.pairs_hash, "seed": seed,
+                         "batch_size": self.cfg.batch_size})
         if key in self._fitted:
             return self._fitted[key]
         method: SteeringMethod = cls(options)
@@ -140,10 +147,9 @@ class Runner:
                          continuations=self.continuations)
         # Locked: a concurrent run needing the same artefact waits, then loads it instead of refitting.
         with file_lock(self.cache / "locks" / f"{name}-{key}.lock"):
-            meta_file = folder / "meta.json"
-            if meta_file.is_file():
-                meta = json.loads(meta_file.read_text())
-                steering = method.load(folder, ctx)
+            cached = load_artefact(folder, lambda f: method.load(f, ctx))  # unreadable: moved aside, refit
+            if cached is not None:
+                meta, steering = cached
                 log.info("%s: reusing fitted artefacts %s", name, folder.name)
             else:
                 log.info("%s: fitting on %d honesty pairs (seed %d)", name, len(self.pairs), seed)
@@ -172,8 +178,8 @@ class Runner:
         prompts = dilemma_prompts(self.loaded.tokenizer, self.dilemmas.rows, system)
         # The evaluation path is in the key: both give the same scores to float tolerance, not bit for bit.
         path_name = "prefix-cache" if self.cfg.prefix_cache else "full"
-        chunk_key = stable_hash({**self.model_key, "steering": key, "coeff": coeff, "prompts": prompts, "path": path_name,
-                                 "nll_texts": self.nll_texts_hash})
+        chunk_key = cache_key({**self.model_key, "steering": key, "coeff": coeff, "prompts": prompts, "path": path_name,
+                               "nll_texts": self.nll_texts_hash})
         path = self.cache / "eval" / f"{chunk_key}.parquet"
         lock = self.cache / "locks" / f"eval-{chunk_key}.lock"
         if self.shard.sharded:  # each process holds the lock of its own part only
@@ -322,7 +328,7 @@ class Runner:
         return chunks
 
     def run(self) -> Path:
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         self._load()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.shard.sharded:
@@ -365,8 +371,9 @@ class Runner:
         atomic_write_frame(self.run_dir / "rows.parquet", rows)
         labels = self.dilemmas.rows[["idx", "dilemma_idx", "action_type", "action", "labels"]]
         atomic_write_frame(self.run_dir / "dilemmas.parquet", labels)
-        self.status["_run"] = {"yesno_c0": baseline_yesno, "forward_passes": self.forward_passes, "computed": self.work, "wall_seconds": round(time.perf_counter() - started, 1)}
-        atomic_write_json(self.run_dir / "status.json", self.status)
+        self.status["_baseline"] = {"yesno": baseline_yesno}  # the unsteered model on the yes/no probe
+        work = {"forward_passes": self.forward_passes, "computed": self.work, "wall_seconds": round(time.perf_counter() - started, 1)}
+        self.status = write_status(self.run_dir, self.status, work, started_at)  # merged with concurrent runs' records
         table = report.write_summary(self.run_dir, self.cfg.target, self.cfg.min_pmass)
         print(table)
         log.info("results in %s (%d forward passes this run)", self.run_dir, self.forward_passes)

@@ -16,16 +16,44 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 
 log = logging.getLogger(__name__)
 
+# The version of the code that produces cached results (fitting, calibration, continuations, scoring).
+# It is part of every cache key: bump it when a change alters what any of them computes, and every
+# artefact, continuation and evaluation chunk is recomputed instead of silently reused.
+CACHE_VERSION = 1
+
 
 def stable_hash(obj: Any, length: int = 12) -> str:
     blob = json.dumps(obj, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def cache_key(obj: dict, length: int = 12) -> str:
+    """``stable_hash`` of a cache entry's inputs plus ``CACHE_VERSION`` (read at call time)."""
+    return stable_hash({**obj, "cache_version": CACHE_VERSION}, length)
+
+
+def current_umask() -> int:
+    """This process's umask, without changing it where /proc says it (no window for other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _plain_mode(path: str | Path, folder: bool = False) -> None:
+    """Give a mkstemp file (0600) or mkdtemp folder (0700) the mode open()/mkdir() would have."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
 
 
 def file_sha256(path: Path) -> str:
@@ -44,6 +72,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        _plain_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -68,6 +97,7 @@ def atomic_write_frame(path: Path, frame: pd.DataFrame) -> None:
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
+        _plain_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -82,8 +112,46 @@ def read_cached_frame(path: Path) -> pd.DataFrame | None:
         return pd.read_parquet(path)
     except Exception as exc:
         aside = path.with_name(path.name + ".corrupt")
+        try:
+            os.replace(path, aside)
+        except OSError as move:
+            from bench.errors import SteerbenchError
+
+            raise SteerbenchError(f"cache file {str(path)!r} could not be read ({type(exc).__name__}) nor moved aside "
+                                  f"({move.strerror}); delete it and rerun") from None
         log.warning("cache file %s could not be read (%s): moved to %s and recomputing", path, type(exc).__name__, aside.name)
-        os.replace(path, aside)
+        return None
+
+
+def move_aside(folder: Path) -> Path:
+    """Rename an unusable folder to ``<folder>.corrupt-<n>`` (first free n); SteerbenchError if it cannot be."""
+    from bench.errors import SteerbenchError
+
+    n = 1
+    while folder.with_name(f"{folder.name}.corrupt-{n}").exists():
+        n += 1
+    aside = folder.with_name(f"{folder.name}.corrupt-{n}")
+    try:
+        os.rename(folder, aside)
+    except OSError as exc:
+        raise SteerbenchError(f"{str(folder)!r} is unreadable and could not be moved aside ({exc.strerror}); "
+                              "delete it and rerun") from None
+    return aside
+
+
+def load_artefact(folder: Path, load: Callable[[Path], Any]) -> tuple[dict, Any] | None:
+    """``(meta, load(folder))`` of a cached artefact folder; None when there is none. A folder that does not
+    load (truncated or missing file, bad meta.json) is moved aside to ``<folder>.corrupt-<n>`` and None is
+    returned, so the caller refits instead of failing on it forever."""
+    if not folder.exists():
+        return None
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        return meta, load(folder)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+        aside = move_aside(folder)  # raises (and nothing is logged as moved) if the rename fails
+        log.warning("artefact %s could not be loaded (%s): moved to %s, refitting", folder.name, reason, aside.name)
         return None
 
 
@@ -97,6 +165,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
+        _plain_mode(tmp, folder=True)
         yield tmp
         try:
             os.rename(tmp, target)  # fails if target exists (non-empty): never half-replace a folder
@@ -132,3 +201,44 @@ def check_writable(folder: Path) -> None:
         probe.close()
     except OSError as exc:
         raise SteerbenchError(f"results directory {str(folder)!r} is not writable ({exc.strerror})") from None
+
+
+def process_key(started: float) -> str:
+    """A process's key in a run's work record: host, pid and its run's start time (unique across runs)."""
+    import datetime
+    import socket
+
+    when = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{socket.gethostname()}:{os.getpid()}:{when}"
+
+
+WORK_TOTALS = ("forward_passes", "wall_seconds")
+
+
+def write_status(run_dir: Path, status: dict, work: dict, started: float) -> dict:
+    """Write ``status.json``: this run's per-method status, and under ``_run`` the work record of every process
+    that has written this run folder, merged with the file's under a lock, so two runs on one folder do not
+    erase each other's record. ``_run.processes`` maps ``host:pid:start`` (``started``: this run's
+    ``time.time()`` at its start) to a record; the top level of ``_run`` holds the totals over them
+    (``forward_passes``, ``wall_seconds``, and each ``computed`` count)."""
+    path = run_dir / "status.json"
+    with file_lock(run_dir / ".status.lock"):
+        processes: dict[str, dict] = {}
+        try:
+            old = json.loads(path.read_text()).get("_run") or {}
+        except (OSError, ValueError, AttributeError):
+            old = {}
+        if isinstance(old, dict):
+            if isinstance(old.get("processes"), dict):
+                processes.update(old["processes"])
+            elif old:  # a status.json from before per-process records: keep its record
+                processes["earlier"] = old
+        processes[process_key(started)] = work
+        computed: dict[str, int] = {}
+        for rec in processes.values():
+            for k, v in (rec.get("computed") or {}).items():
+                computed[k] = computed.get(k, 0) + v
+        totals = {k: round(sum(rec.get(k) or 0 for rec in processes.values()), 1) for k in WORK_TOTALS}
+        merged = {**status, "_run": {**totals, "computed": computed, "processes": processes}}
+        atomic_write_json(path, merged)
+    return merged

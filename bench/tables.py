@@ -21,8 +21,8 @@ import pandas as pd
 from bench.plots import build_plots
 from bench.report import (
     ALPHA,
-    cell,
     MIN_DILEMMAS_PER_VALUE,
+    cell,
     framework_table,
     load_run,
     main_display,

@@ -25,6 +25,7 @@ from bench.supervised import (
     save_training_log,
     trainer_kwargs,
 )
+from bench.validate import at_least, names_list, positive
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,16 @@ class Lora(SteeringMethod):
         beta: float = 0.1
         batch_size: int = 4
         continuation_tokens: int = 32
+
+        def validate(self) -> None:
+            at_least("--lora.rank", self.rank, 1)
+            positive("--lora.alpha", self.alpha)
+            names_list("--lora.modules", self.modules)
+            positive("--lora.lr", self.lr)
+            positive("--lora.epochs", self.epochs)
+            positive("--lora.beta", self.beta)
+            at_least("--lora.batch-size", self.batch_size, 1)
+            at_least("--lora.continuation-tokens", self.continuation_tokens, 1)
 
     def fit(self, ctx: FitContext) -> Steering:
         from datasets import Dataset

@@ -17,6 +17,7 @@ from repeng import ControlVector, DatasetEntry
 from bench.layers import DEFAULT_LAYERS, resolve_layers
 from bench.residual import ResidualSteering
 from bench.steering import FitContext, Steering, SteeringMethod
+from bench.validate import at_least, one_of
 
 
 class RepengPCA(SteeringMethod):
@@ -29,6 +30,10 @@ class RepengPCA(SteeringMethod):
         layers: str = DEFAULT_LAYERS
         method: str = "pca_diff"  # repeng's own options: pca_diff | pca_center
         batch_size: int = 32
+
+        def validate(self) -> None:
+            one_of("--repeng.method", self.method, ("pca_diff", "pca_center"))
+            at_least("--repeng.batch-size", self.batch_size, 1)
 
     def fit(self, ctx: FitContext) -> Steering:
         model, n_layers = ctx.loaded.model, ctx.loaded.n_layers

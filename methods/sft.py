@@ -30,6 +30,7 @@ from bench.supervised import (
     save_training_log,
     trainer_kwargs,
 )
+from bench.validate import at_least, positive
 
 log = logging.getLogger(__name__)
 WEIGHTS = {1.0: "honest.safetensors", -1.0: "dishonest.safetensors"}
@@ -77,6 +78,12 @@ class SFT(SteeringMethod):
         epochs: float = 1.0
         batch_size: int = 8
         continuation_tokens: int = 32
+
+        def validate(self) -> None:
+            positive("--sft.lr", self.lr)
+            positive("--sft.epochs", self.epochs)
+            at_least("--sft.batch-size", self.batch_size, 1)
+            at_least("--sft.continuation-tokens", self.continuation_tokens, 1)
 
     def fit(self, ctx: FitContext) -> Steering:
         import tempfile

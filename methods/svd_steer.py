@@ -28,6 +28,7 @@ from bench.layers import (
     target_module,
 )
 from bench.steering import FitContext, Steering, SteeringMethod
+from bench.validate import at_least, names_list, one_of
 
 
 class SVDSteering(Steering):
@@ -76,6 +77,11 @@ class SVDSteer(SteeringMethod):
         modules: str = "o_proj,down_proj"
         layers: str = DEFAULT_LAYERS
         direction: str = "mean"  # mean | pca (first principal component of the projected differences)
+
+        def validate(self) -> None:
+            at_least("--svd-steer.rank", self.rank, 1)
+            names_list("--svd-steer.modules", self.modules)
+            one_of("--svd-steer.direction", self.direction, ("mean", "pca"))
 
     def fit(self, ctx: FitContext) -> Steering:
         o = self.options

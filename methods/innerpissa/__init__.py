@@ -20,6 +20,7 @@ from bench.layers import find_linear_targets, resolve_layers
 from bench.models import LoadedModel
 from bench.steering import FitContext, Steering, SteeringMethod
 from bench.store import atomic_write_frame
+from bench.validate import at_least, names_list, one_of, positive
 from methods.innerpissa.layer import AdapterShape
 from methods.innerpissa.model import InnerPiSSAAdapters
 from methods.innerpissa.train import TrainSettings, measurement_basis, train
@@ -64,6 +65,20 @@ class InnerPiSSA(SteeringMethod):
         coherence_margin: float = 0.2
         coherence_weight: float = 100.0
         sample_wise_direction: bool = True
+
+        def validate(self) -> None:
+            n = "--innerpissa."
+            at_least(n + "rank", self.rank, 1)
+            names_list(n + "modules", self.modules)
+            one_of(n + "scale-s", self.scale_s, ("add2", "mult", "none"))
+            one_of(n + "loss", self.loss, ("dpo", "margin"))
+            positive(n + "max-angle", self.max_angle)
+            positive(n + "lr", self.lr)
+            at_least(n + "epochs", self.epochs, 1)
+            at_least(n + "batch-pairs", self.batch_pairs, 1)
+            positive(n + "beta", self.beta)
+            at_least(n + "coherence-margin", self.coherence_margin, 0)
+            at_least(n + "coherence-weight", self.coherence_weight, 0)
 
     def _plan(self, loaded: LoadedModel) -> tuple[list[str], int, AdapterShape]:
         o = self.options
