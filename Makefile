@@ -20,7 +20,7 @@ DATA_DIR   ?= $(or $(STEERBENCH_DATA_DIR),$(wildcard ../shared/data/daily_dilemm
 PERF_RUN   ?= $(wildcard results/smollm2-135m/default)
 ARGS       ?=
 
-.PHONY: install bench test list tables perf
+.PHONY: install bench test list tables perf precision
 
 install: $(STAMP)
 
@@ -52,3 +52,7 @@ perf: $(STAMP)
 
 list: $(STAMP)
 	$(PY) -m bench list
+
+# how much of a score is numerics: bf16 vs fp32 head and body, batch sizes, prefix vs full prompts (a benchmark)
+precision: $(STAMP)
+	$(PY) -m bench.precision --model $(MODEL) $(if $(DATA_DIR),--data-dir $(DATA_DIR))

@@ -243,13 +243,24 @@ def main(argv: list[str] | None = None) -> None:
     run_dir = Path(args.run_dir) if args.run_dir else None
     if run_dir and (run_dir / "status.json").is_file():
         status = json.loads((run_dir / "status.json").read_text())
-        wall = status.get("_run", {}).get("wall_seconds")
+        # the first process's wall time (a folder several runs wrote holds each one's record)
+        records = list(status.get("_run", {}).get("processes", {}).values()) or [status.get("_run", {})]
+        wall = records[0].get("wall_seconds")
         if wall:
             report.append(at_most(f"6. default make bench wall time, minutes ({run_dir})", wall / 60, 15))
         table = [(m, i["meta"].get("fit_seconds"), round(i["meta"]["fit_seconds"] / max(i["meta"].get("n_pairs", 1), 1), 3),
                   i["meta"].get("peak_rss_mb")) for m, i in status.items() if not m.startswith("_") and "meta" in i]
         print("\n5. training cost per method (from the run's status.json)")
         print(tabulate(table, headers=["method", "fit s", "s / pair", "peak RSS MB (process, so far)"], tablefmt="github"))
+        stages = status.get("_run", {}).get("processes", {})
+        stage_seconds = next((p["stage_seconds"] for p in stages.values() if p.get("stage_seconds")), None)
+        if stage_seconds and wall:
+            print(f"\n6. the run's wall time by stage ({wall / 60:.1f} min in all; peak RSS "
+                  f"{next((p.get('peak_rss_mb') for p in stages.values() if p.get('peak_rss_mb')), '?')} MB)")
+            rows = [(k, v, f"{v / wall:.1%}") for k, v in stage_seconds.items()]
+            rows.append(("outside any stage (tables, bookkeeping)", round(wall - sum(stage_seconds.values()), 1),
+                         f"{1 - sum(stage_seconds.values()) / wall:.1%}"))
+            print(tabulate(rows, headers=["stage", "seconds", "share"], tablefmt="github"))
     else:
         print("\n5./6. training cost and wall time: pass PERF_RUN=<a finished default make bench run>")
     print()

@@ -41,6 +41,7 @@ from bench.models import LoadedModel, load_model, model_slug
 from bench.pairs import HonestyPair, make_pairs
 from bench.probe import yes_no_probe
 from bench.stats import endpoints
+from bench.timing import StageClock
 from bench.steering import FitContext, NoSteering, Steering, SteeringMethod
 from bench.store import (
     atomic_dir,
@@ -99,6 +100,7 @@ class Runner:
         self.work = {"fits": 0, "evaluations": 0, "c0_evaluations": 0}  # computed (not loaded) this run
         self._fitted: dict[str, Fitted] = {}
         self._kl_probe = None
+        self.clock = StageClock()  # wall time per stage, in the run's work record
         self.status: dict[str, dict] = {}
 
     # ----------------------------------------------------------------- set-up
@@ -155,7 +157,7 @@ class Runner:
                 log.info("%s: fitting on %d honesty pairs (seed %d)", name, len(self.pairs), seed)
                 self.work["fits"] += 1
                 start = time.perf_counter()
-                with single_process_env():  # a trainer must not join the launcher's process group
+                with single_process_env(), self.clock("fit"):  # a trainer must not join the launcher's group
                     steering = method.fit(ctx)
                 meta = {"method": name, "options": opts, "seed": seed, "fit_seconds": round(time.perf_counter() - start, 2),
                         "n_pairs": len(self.pairs), "peak_rss_mb": peak_rss_mb(), "describe": steering.describe()}
@@ -168,8 +170,9 @@ class Runner:
         return fitted
 
     def continuations(self, n: int | None = 32, max_new_tokens: int = 16):
-        return pair_continuations(self.loaded, self.pairs, self.cache / "continuations", n, max_new_tokens,
-                                  self.cfg.seed, self.cfg.batch_size)
+        with self.clock("continuations"):
+            return pair_continuations(self.loaded, self.pairs, self.cache / "continuations", n, max_new_tokens,
+                                      self.cfg.seed, self.cfg.batch_size)
 
     # ------------------------------------------------------------- evaluating
     def _eval_chunk(self, steering: Steering, key: str, coeff: float, desc: str) -> pd.DataFrame:
@@ -201,10 +204,12 @@ class Runner:
         self.work["c0_evaluations"] += coeff == 0
         groups = self.dilemmas.rows["dilemma_idx"].tolist() if self.cfg.prefix_cache else None
         with steering.apply(self.loaded.model, coeff) as steered:
-            scores = score_prompts(steered, self.loaded.tokenizer, prompts, self.cfg.batch_size, desc,
-                                   on_forward=self._count_forward, groups=groups,
-                                   shard=(self.shard.rank, self.shard.world))
-            nll = heldout_nll(steered, self.loaded.tokenizer, system) if self.shard.main else float("nan")
+            with self.clock("DailyDilemmas scoring"):
+                scores = score_prompts(steered, self.loaded.tokenizer, prompts, self.cfg.batch_size, desc,
+                                       on_forward=self._count_forward, groups=groups,
+                                       shard=(self.shard.rank, self.shard.world))
+            with self.clock("held-out NLL"):
+                nll = heldout_nll(steered, self.loaded.tokenizer, system) if self.shard.main else float("nan")
         idx = self.dilemmas.rows["idx"].to_numpy()[scores["row"].to_numpy()]
         return pd.DataFrame({"idx": idx, "logratio": scores["logratio"].to_numpy(),
                              "pmass": scores["pmass"].to_numpy(), "nll": nll})
@@ -232,7 +237,8 @@ class Runner:
         if self._kl_probe is None:
             from bench.strength import KLProbe
 
-            self._kl_probe = KLProbe(self.loaded, self.cfg.batch_size)
+            with self.clock("KL search (c*)"):
+                self._kl_probe = KLProbe(self.loaded, self.cfg.batch_size)
         return self._kl_probe
 
     def _strength(self, name: str, fitted: Fitted) -> float | None:
@@ -249,7 +255,8 @@ class Runner:
                 if fitted.steering.supported_coeffs is None:
                     log.info("%s: searching the coefficient whose KL on held-out text is %.3g nats/token",
                              name, self.cfg.kl_budget)
-                    result = matched_strength(self.kl_probe, fitted.steering, self.cfg.kl_budget).as_dict()
+                    with self.clock("KL search (c*)"):
+                        result = matched_strength(self.kl_probe, fitted.steering, self.cfg.kl_budget).as_dict()
                 else:  # discrete: report how strong its +-1 are instead of rescaling
                     plus, minus = self.kl_probe.kl(fitted.steering, 1.0), self.kl_probe.kl(fitted.steering, -1.0)
                     result = {"budget": self.cfg.kl_budget, "c_star": 1.0, "kl": (plus + minus) / 2, "reached": None,
@@ -275,8 +282,9 @@ class Runner:
                     result = json.loads(path.read_text())
                 else:
                     log.info("%s: calibrating the sign at |c| = %.4g on the training pairs", name, magnitude)
-                    result = calibrate_sign(self.loaded, fitted.steering, self.continuations(), self.base_system,
-                                            self.cfg.batch_size, magnitude)
+                    with self.clock("sign calibration"):
+                        result = calibrate_sign(self.loaded, fitted.steering, self.continuations(),
+                                                self.base_system, self.cfg.batch_size, magnitude)
                     atomic_write_json(path, result)
         self._record(name, fitted, sign=int(result["sign"]), calibration=result)
         return int(result["sign"])
@@ -288,10 +296,9 @@ class Runner:
             if path.is_file():
                 result = json.loads(path.read_text())
             else:
-                result = {"plus": yes_no_probe(self.loaded, fitted.steering, effective, self.base_system,
-                                               self.cfg.batch_size, self.cfg.min_pmass),
-                          "minus": yes_no_probe(self.loaded, fitted.steering, -effective, self.base_system,
-                                                self.cfg.batch_size, self.cfg.min_pmass)}
+                with self.clock("yes/no probe"):
+                    result = {end: yes_no_probe(self.loaded, fitted.steering, c, self.base_system, self.cfg.batch_size,
+                                                self.cfg.min_pmass) for end, c in (("plus", effective), ("minus", -effective))}
                 atomic_write_json(path, result)
         self._record(name, fitted, yesno=result)
 
@@ -329,7 +336,8 @@ class Runner:
 
     def run(self) -> Path:
         started, started_at = time.perf_counter(), time.time()
-        self._load()
+        with self.clock("load (data, model, pairs)"):
+            self._load()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.shard.sharded:
             log.info("process %d of %d: evaluating every %d-th batch; parts are merged in the result store",
@@ -372,9 +380,10 @@ class Runner:
         labels = self.dilemmas.rows[["idx", "dilemma_idx", "action_type", "action", "labels"]]
         atomic_write_frame(self.run_dir / "dilemmas.parquet", labels)
         self.status["_baseline"] = {"yesno": baseline_yesno}  # the unsteered model on the yes/no probe
-        work = {"forward_passes": self.forward_passes, "computed": self.work, "wall_seconds": round(time.perf_counter() - started, 1)}
+        work = {"forward_passes": self.forward_passes, "computed": self.work, "stage_seconds": self.clock.as_dict(),
+                "wall_seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": peak_rss_mb()}
         self.status = write_status(self.run_dir, self.status, work, started_at)  # merged with concurrent runs' records
-        table = report.write_summary(self.run_dir, self.cfg.target, self.cfg.min_pmass)
+        table = report.write_summary(self.run_dir, self.cfg.target, self.cfg.min_pmass)  # seconds: not a stage
         print(table)
         log.info("results in %s (%d forward passes this run)", self.run_dir, self.forward_passes)
         return self.run_dir
