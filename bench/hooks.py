@@ -57,11 +57,16 @@ def _fp32_head_forward(self: torch.nn.Linear, hidden: torch.Tensor) -> torch.Ten
     elif weight.requires_grad and torch.is_grad_enabled():
         w32 = weight.float()
     else:
+        # One copy per mode: a tensor made under inference_mode (scoring) cannot enter an autograd graph
+        # (training through the frozen head, e.g. InnerPiSSA or LoRA), so training gets its own copy.
+        inference = torch.is_inference_mode_enabled()
+        slot = "_steerbench_w32_inference" if inference else "_steerbench_w32"
         key = (weight.data_ptr(), weight._version, weight.device)
-        cached = getattr(self, "_steerbench_w32", None)
+        cached = getattr(self, slot, None)
         if cached is None or cached[0] != key:
-            cached = (key, weight.detach().float())
-            self._steerbench_w32 = cached
+            with torch.no_grad():
+                cached = (key, weight.detach().float())
+            setattr(self, slot, cached)
         w32 = cached[1]
     bias = self.bias.float() if self.bias is not None else None
     return torch.nn.functional.linear(hidden.float().contiguous(), w32, bias)

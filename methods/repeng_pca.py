@@ -4,6 +4,11 @@ Boundary adaptation (repeng 0.4.0 under transformers 5): repeng tokenizes its ba
 reads the last non-padding token, which is only position-correct with right padding (with left
 padding and no position ids, the padded rows' positions shift). We hand it a right-padding copy
 of the tokenizer; nothing of repeng is re-implemented.
+
+Determinism: repeng fits ``sklearn.decomposition.PCA(n_components=1)`` with no random state; on a real
+model's hidden states (e.g. 200 x 576) sklearn then picks its randomized solver, seeded from numpy's
+global RNG, so two fresh fits differed by up to 6.6e-5 (0.19 in bf16 logratios). We fix numpy's global
+seed around the call (and restore the caller's state after).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from repeng import ControlVector, DatasetEntry
 
 from bench.layers import DEFAULT_LAYERS, resolve_layers
@@ -41,10 +47,15 @@ class RepengPCA(SteeringMethod):
         tokenizer = copy.deepcopy(ctx.loaded.tokenizer)
         tokenizer.padding_side = "right"
         dataset = [DatasetEntry(positive=p.positive, negative=p.negative) for p in ctx.pairs]
-        vector = ControlVector.train(
-            model, tokenizer, dataset,
-            hidden_layers=layers, batch_size=self.options.batch_size, method=self.options.method,
-        )
+        state = np.random.get_state()
+        np.random.seed(0)  # sklearn's randomized PCA solver draws from the global RNG (see the module doc)
+        try:
+            vector = ControlVector.train(
+                model, tokenizer, dataset,
+                hidden_layers=layers, batch_size=self.options.batch_size, method=self.options.method,
+            )
+        finally:
+            np.random.set_state(state)
         return ResidualSteering(vector.directions, vector.model_type, {"repeng_method": self.options.method})
 
     def load(self, path: Path, ctx: FitContext) -> Steering:

@@ -100,3 +100,27 @@ def test_run_records_signs_where_they_are_used(tiny_model_dir, small_data_dir, t
     assert rep["yesno"]["plus"]["n"] == 40 and 0 <= rep["yesno"]["minus"]["answered"] <= 1
     table = (r.run_dir / "summary.md").read_text()
     assert "not calibrated" in table and "KL (calib. half)" in table
+
+
+def test_repeng_fits_are_identical_whatever_numpys_global_state(runner, monkeypatch):
+    """On real models sklearn runs repeng's PCA with its randomized solver (seeded from numpy's global
+    RNG); forced here onto the tiny model, two fits from different global states must still agree exactly."""
+    import functools
+
+    import repeng.extract
+    from sklearn.decomposition import PCA
+
+    from methods.repeng_pca import RepengPCA
+
+    monkeypatch.setattr(repeng.extract, "PCA", functools.partial(PCA, svd_solver="randomized", iterated_power=1,
+                                                                 n_oversamples=1))
+    method = RepengPCA(RepengPCA.Options(layers="0,1"))
+    from bench.steering import FitContext
+
+    ctx = FitContext(runner.loaded, runner.pairs, 0, 4, fit_method=None)
+    np.random.seed(1)
+    a = method.fit(ctx)
+    np.random.seed(2)
+    b = method.fit(ctx)
+    for layer in a.directions:
+        assert np.array_equal(a.directions[layer], b.directions[layer])

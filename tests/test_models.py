@@ -70,3 +70,16 @@ def test_bf16_model_scores_with_an_fp32_norm_and_head(tiny_model_dir):
         head.weight.mul_(2.0)  # in place, as a weight swap does: the cached fp32 copy must follow
     with torch.inference_mode():
         torch.testing.assert_close(head(hidden), 2 * before)
+
+
+def test_fp32_head_works_for_training_after_scoring(tiny_model_dir):
+    """Scoring (inference mode) then training through the frozen head (InnerPiSSA, LoRA) on a bf16 model:
+    the head's cached fp32 weight must not be an inference tensor inside the autograd graph."""
+    mixed = load_model(str(tiny_model_dir), dtype="bf16", device="cpu")
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.inference_mode():
+        mixed.model(input_ids=ids)
+    embeds = mixed.model.get_input_embeddings()(ids).detach().requires_grad_(True)
+    out = mixed.model(inputs_embeds=embeds).logits
+    out.float().logsumexp(-1).sum().backward()
+    assert embeds.grad is not None and torch.isfinite(embeds.grad.float()).all()

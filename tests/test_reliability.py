@@ -114,3 +114,17 @@ def test_two_runs_sharing_a_results_folder_at_once(tiny_model_dir, small_data_di
     work = [json.loads((model_dir / n / "status.json").read_text())["_run"]["computed"] for n in ("a", "b")]
     assert work[0]["evaluations"] + work[1]["evaluations"] == 1 + 2 * 2  # c=0 once, +-1 per method
     assert work[0]["fits"] + work[1]["fits"] == 2
+
+
+def test_same_command_in_two_empty_folders_gives_identical_rows(tiny_model_dir, small_data_dir, tmp_path):
+    """Every untrained method (and the seeded random vector) is deterministic: two fresh runs, same rows."""
+    import pandas as pd
+
+    from tests.helpers import tiny_runner
+
+    methods = ("prompting", "random", "repeng", "svd-steer")
+    a = tiny_runner(tiny_model_dir, small_data_dir, tmp_path / "a", methods=methods, run_name="x").run()
+    b = tiny_runner(tiny_model_dir, small_data_dir, tmp_path / "b", methods=methods, run_name="x").run()
+    rows_a, rows_b = pd.read_parquet(a / "rows.parquet"), pd.read_parquet(b / "rows.parquet")
+    assert set(rows_a["method"]) == set(methods)
+    pd.testing.assert_frame_equal(rows_a, rows_b, check_exact=True)
