@@ -203,9 +203,13 @@ def continuation_logprobs(
     device = model_device(model)
     with torch.inference_mode():
         for idx, batch in left_padded_batches(full_ids, batch_size, tokenizer.pad_token_id, device):
-            logits = model(**batch, use_cache=False).logits.float()
+            # only the positions that predict continuation tokens reach the LM head (left padding aligns ends)
+            keep = max(n_cont[i] for i in idx) + 1
+            if keep == 1:  # no continuation tokens in this batch
+                continue
+            logits = model(**batch, use_cache=False, logits_to_keep=keep).logits.float()
             logp = torch.log_softmax(logits[:, :-1], dim=-1)
-            tok_lp = logp.gather(-1, batch["input_ids"][:, 1:].unsqueeze(-1)).squeeze(-1)
+            tok_lp = logp.gather(-1, batch["input_ids"][:, -(keep - 1):].unsqueeze(-1)).squeeze(-1)
             for row, i in enumerate(idx):
                 if n_cont[i] > 0:
                     sums[i] = tok_lp[row, -n_cont[i] :].sum().item()

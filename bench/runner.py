@@ -41,7 +41,6 @@ from bench.models import LoadedModel, load_model, model_slug
 from bench.pairs import HonestyPair, make_pairs
 from bench.probe import yes_no_probe
 from bench.stats import endpoints
-from bench.timing import StageClock
 from bench.steering import FitContext, NoSteering, Steering, SteeringMethod
 from bench.store import (
     atomic_dir,
@@ -56,6 +55,7 @@ from bench.store import (
     stable_hash,
     write_status,
 )
+from bench.timing import StageClock
 from bench.validate import check_method_layers, validate_config
 from methods import get_method_class
 

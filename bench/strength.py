@@ -67,7 +67,9 @@ class KLProbe:
         tok = self.loaded.tokenizer
         with torch.inference_mode():
             for idx, batch in left_padded_batches(ids, self.batch_size, tok.pad_token_id, model_device(model)):
-                logits = model(**batch, use_cache=False).logits.float()
+                # only the positions that predict response tokens reach the LM head (left padding aligns ends)
+                keep = max(n_resp[i] for i in idx) + 1
+                logits = model(**batch, use_cache=False, logits_to_keep=keep).logits.float()
                 self.forward_passes += 1
                 for row, i in enumerate(idx):
                     k = n_resp[i]

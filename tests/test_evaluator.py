@@ -1,4 +1,6 @@
 import numpy as np
+import pytest
+import torch
 
 from bench.chat import DEFAULT_SYSTEM
 from bench.dilemmas import load_dilemmas
@@ -81,3 +83,20 @@ def test_contiguous_head_input_is_installed_and_changes_nothing(tiny, small_data
         finally:
             head._forward_pre_hooks.update(saved)
     torch.testing.assert_close(fixed, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_continuation_logprobs_equal_a_full_logits_computation(tiny):
+    """Only the continuation positions reach the LM head; the sums equal scoring every position."""
+    from bench.evaluator import continuation_logprobs, encode
+
+    heads = ["Explain tides.", "A longer opening sentence about the weather today,", "Hi"]
+    conts = [" The moon pulls the sea.", " it rains.", ""]
+    sums, counts = continuation_logprobs(tiny.model, tiny.tokenizer, heads, conts, batch_size=2)
+    for h, c, s, n in zip(heads, conts, sums, counts):
+        full = encode(tiny.tokenizer, [h + c])[0]
+        k = len(full) - len(encode(tiny.tokenizer, [h])[0])
+        assert n == k
+        with torch.inference_mode():
+            logp = torch.log_softmax(tiny.model(input_ids=torch.tensor([full])).logits.float()[0], -1)
+        want = sum(logp[j - 1, full[j]].item() for j in range(len(full) - k, len(full)))
+        assert s == pytest.approx(want, abs=1e-4)
