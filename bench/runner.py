@@ -181,8 +181,9 @@ class Runner:
         prompts = dilemma_prompts(self.loaded.tokenizer, self.dilemmas.rows, system)
         # The evaluation path is in the key: both give the same scores to float tolerance, not bit for bit.
         path_name = "prefix-cache" if self.cfg.prefix_cache else "full"
+        # The batch size changes bf16 numerics (GEMM shapes, padding): in the key, like the dtype.
         chunk_key = cache_key({**self.model_key, "steering": key, "coeff": coeff, "prompts": prompts, "path": path_name,
-                               "nll_texts": self.nll_texts_hash})
+                               "nll_texts": self.nll_texts_hash, "batch_size": self.cfg.batch_size})
         path = self.cache / "eval" / f"{chunk_key}.parquet"
         lock = self.cache / "locks" / f"eval-{chunk_key}.lock"
         if self.shard.sharded:  # each process holds the lock of its own part only

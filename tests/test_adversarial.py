@@ -282,7 +282,8 @@ def test_cache_keys_carry_code_version_and_batch_size_and_calibration_is_never_s
     assert json.loads(status_file.read_text())["prompting"]["calibration"]["skipped"]
     run()
     assert "determined" in json.loads(status_file.read_text())["prompting"]["calibration"]
-    assert run(batch_size=2)["fits"] == 1 and len(list(cont_dir.glob("*.json"))) == 3
+    other_batch = run(batch_size=2)
+    assert other_batch["fits"] == 1 and other_batch["c0_evaluations"] == 1 and len(list(cont_dir.glob("*.json"))) == 3
 
 
 # -------------------------------------------------------------------------- 7: corrupt artefacts
