@@ -143,12 +143,15 @@ def pairwise_table(stats: dict[str, MethodStats], seed: int = 0) -> pd.DataFrame
 
 
 def sensitivity_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value: str,
-                      seed: int = 0, thresholds: tuple[float, ...] = SENSITIVITY_PMASS) -> pd.DataFrame:
+                      seed: int = 0, thresholds: tuple[float, ...] = SENSITIVITY_PMASS,
+                      known: dict[float, pd.DataFrame] | None = None) -> pd.DataFrame:
     """The headline statistics at each NaN-filter threshold, so a reader sees whether a conclusion
-    depends on it."""
+    depends on it. ``known``: method tables already computed, by threshold (not recomputed)."""
     out = None
     for threshold in thresholds:
-        table, _ = method_table(rows, dilemmas, status, value, threshold, seed)
+        table = (known or {}).get(threshold)
+        if table is None:
+            table, _ = method_table(rows, dilemmas, status, value, threshold, seed)
         if "effect" not in table:
             continue
         part = table[["method", "effect", "ci_low", "ci_high", "n_common", "p_holm", "in_range"]].set_index("method")

@@ -16,7 +16,7 @@ import time
 import traceback
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -242,27 +242,36 @@ class Runner:
                 self._kl_probe = KLProbe(self.loaded, self.cfg.batch_size)
         return self._kl_probe
 
+    def _beside_artefact(self, fitted: Fitted, filename: str, stage: str, compute: Callable[[], dict]) -> dict:
+        """A JSON result cached next to a fitted artefact (c* search, sign calibration, yes/no probe): read
+        it, or compute and write it, under the artefact's lock, timing the computation as ``stage``."""
+        path = fitted.folder / filename
+        with file_lock(self.cache / "locks" / f"{fitted.folder.name}.lock"):
+            if path.is_file():
+                return json.loads(path.read_text())
+            with self.clock(stage):
+                result = compute()
+            atomic_write_json(path, result)
+            return result
+
     def _strength(self, name: str, fitted: Fitted) -> float | None:
         """The coefficient scale: 1 for raw strength; c* for matched (None when unreachable)."""
         if self.cfg.strength == "raw":
             return 1.0
         from bench.strength import matched_strength
 
-        path = fitted.folder / f"strength-kl{self.cfg.kl_budget:g}-{self.kl_texts_hash}.json"
-        with file_lock(self.cache / "locks" / f"{fitted.folder.name}.lock"):
-            if path.is_file():
-                result = json.loads(path.read_text())
-            else:
-                if fitted.steering.supported_coeffs is None:
-                    log.info("%s: searching the coefficient whose KL on held-out text is %.3g nats/token",
-                             name, self.cfg.kl_budget)
-                    with self.clock("KL search (c*)"):
-                        result = matched_strength(self.kl_probe, fitted.steering, self.cfg.kl_budget).as_dict()
-                else:  # discrete: report how strong its +-1 are instead of rescaling
-                    plus, minus = self.kl_probe.kl(fitted.steering, 1.0), self.kl_probe.kl(fitted.steering, -1.0)
-                    result = {"budget": self.cfg.kl_budget, "c_star": 1.0, "kl": (plus + minus) / 2, "reached": None,
-                              "discrete": True, "kl_plus": plus, "kl_minus": minus}
-                atomic_write_json(path, result)
+        def search() -> dict:
+            if fitted.steering.supported_coeffs is None:
+                log.info("%s: searching the coefficient whose KL on held-out text is %.3g nats/token",
+                         name, self.cfg.kl_budget)
+                return matched_strength(self.kl_probe, fitted.steering, self.cfg.kl_budget).as_dict()
+            # discrete: report how strong its +-1 are instead of rescaling
+            plus, minus = self.kl_probe.kl(fitted.steering, 1.0), self.kl_probe.kl(fitted.steering, -1.0)
+            return {"budget": self.cfg.kl_budget, "c_star": 1.0, "kl": (plus + minus) / 2, "reached": None,
+                    "discrete": True, "kl_plus": plus, "kl_minus": minus}
+
+        result = self._beside_artefact(fitted, f"strength-kl{self.cfg.kl_budget:g}-{self.kl_texts_hash}.json",
+                                       "KL search (c*)", search)
         self._record(name, fitted, strength=result)
         if result.get("reached") is False:
             log.warning("%s cannot reach the KL budget %.3g within the search range: no steered rows at "
@@ -277,30 +286,21 @@ class Runner:
         elif not self.cfg.calibrate_sign:
             result = {"sign": 1, "skipped": True}
         else:
-            path = fitted.folder / f"sign-m{magnitude:.6g}.json"
-            with file_lock(self.cache / "locks" / f"{fitted.folder.name}.lock"):
-                if path.is_file():
-                    result = json.loads(path.read_text())
-                else:
-                    log.info("%s: calibrating the sign at |c| = %.4g on the training pairs", name, magnitude)
-                    with self.clock("sign calibration"):
-                        result = calibrate_sign(self.loaded, fitted.steering, self.continuations(),
-                                                self.base_system, self.cfg.batch_size, magnitude)
-                    atomic_write_json(path, result)
+            def calibrate() -> dict:
+                log.info("%s: calibrating the sign at |c| = %.4g on the training pairs", name, magnitude)
+                return calibrate_sign(self.loaded, fitted.steering, self.continuations(), self.base_system,
+                                      self.cfg.batch_size, magnitude)
+
+            result = self._beside_artefact(fitted, f"sign-m{magnitude:.6g}.json", "sign calibration", calibrate)
         self._record(name, fitted, sign=int(result["sign"]), calibration=result)
         return int(result["sign"])
 
     def _format_probe(self, name: str, fitted: Fitted, effective: float) -> None:
         """Whether the model still answers generic yes/no questions at the evaluated ends (cached)."""
-        path = fitted.folder / f"yesno-m{effective:.6g}-p{self.cfg.min_pmass:g}.json"
-        with file_lock(self.cache / "locks" / f"{fitted.folder.name}.lock"):
-            if path.is_file():
-                result = json.loads(path.read_text())
-            else:
-                with self.clock("yes/no probe"):
-                    result = {end: yes_no_probe(self.loaded, fitted.steering, c, self.base_system, self.cfg.batch_size,
-                                                self.cfg.min_pmass) for end, c in (("plus", effective), ("minus", -effective))}
-                atomic_write_json(path, result)
+        result = self._beside_artefact(
+            fitted, f"yesno-m{effective:.6g}-p{self.cfg.min_pmass:g}.json", "yes/no probe",
+            lambda: {end: yes_no_probe(self.loaded, fitted.steering, c, self.base_system, self.cfg.batch_size,
+                                       self.cfg.min_pmass) for end, c in (("plus", effective), ("minus", -effective))})
         self._record(name, fitted, yesno=result)
 
     def _note_unsupported(self, name: str, coeff: float) -> None:

@@ -209,7 +209,7 @@ class MethodStats:
 def analyse(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, value: str, min_pmass: float = MIN_PMASS,
             seed: int = 0) -> MethodStats:
     """Every statistic of one method's rows (one method, any number of training seeds) for ``value``."""
-    marked = mark_valid(rows.assign(seed=rows["seed"]) if "seed" in rows else rows.assign(seed=0), min_pmass)
+    marked = mark_valid(rows if "seed" in rows else rows.assign(seed=0), min_pmass)
     method = str(marked["method"].iloc[0])
     coeffs = sorted(float(c) for c in marked["coeff"].unique())
     seeds = sorted(marked["seed"].unique())

@@ -107,7 +107,7 @@ def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed
     write_table(folder, "pairwise", shown, pbold,
                 f"Method against method on {value}: Effect(A) - Effect(B) on the dilemmas valid for both, paired over "
                 f"dilemmas, BCa 95% CI; p Holm-adjusted across pairs (bold: Holm p < {ALPHA})")
-    sens = sensitivity_table(rows, dilemmas, status, value, seed)
+    sens = sensitivity_table(rows, dilemmas, status, value, seed, known={min_pmass: table})
     write_table(folder, "sensitivity", sensitivity_display(sens),
                 caption=f"{value}: headline statistics at min pmass 0 (every finite answer counts) and 0.5 "
                         f"(the default NaN filter)")
