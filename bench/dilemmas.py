@@ -109,7 +109,8 @@ def _read_hub() -> tuple[pd.DataFrame, pd.DataFrame]:
         values = load_dataset(HUB_ID, name="Values", split="test").to_pandas()
     except Exception as exc:  # network, auth, or a changed hub layout: all mean "use a local copy"
         raise SteerbenchError(
-            f"could not load {HUB_ID} from the Hugging Face hub ({type(exc).__name__}); pass --data-dir "
+            f"could not load {HUB_ID} from the Hugging Face hub ({type(exc).__name__}: "
+            f"{(str(exc).splitlines() or [''])[0][:200]}); pass --data-dir "
             f"(or STEERBENCH_DATA_DIR) pointing at a folder with {DILEMMA_FILE} and {VALUES_FILE}"
         ) from None
     return dilemmas, values

@@ -33,7 +33,7 @@ QUESTION_TEMPLATE = (
 )
 YES_SPELLINGS = ("Yes", " Yes", "yes", " yes", "YES", " YES")
 NO_SPELLINGS = ("No", " No", "no", " no", "NO", " NO")
-HELDOUT_FILE = Path(__file__).resolve().parent.parent / "data" / "heldout_nll.json"
+HELDOUT_FILE = Path(__file__).resolve().parent / "data" / "heldout_nll.json"
 
 
 def single_token_ids(tokenizer: PreTrainedTokenizerBase, spellings: Sequence[str]) -> list[int]:
@@ -133,8 +133,8 @@ def score_prompts(
     token_ids = encode(tokenizer, prompts)
     device = model_device(model)
     rank, world = shard
-    if groups is not None and len(prompts) > 1 and supports_prefix_cache(model):
-        plan = PrefixPlan.build(token_ids, groups)
+    plan = PrefixPlan.build(token_ids, groups) if groups is not None and len(prompts) > 1 else None
+    if plan is not None and supports_prefix_cache(model, plan):
         batches = prefix_cached_last_logits(model, plan, batch_size, tokenizer.pad_token_id, device, on_forward, shard)
     else:
         batches = (

