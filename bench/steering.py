@@ -12,7 +12,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, ContextManager
+from typing import Any, Callable, ClassVar, ContextManager, Iterator
 
 from transformers import PreTrainedModel
 
@@ -43,8 +43,19 @@ class Steering(ABC):
     # Whether c=0 is exactly the unsteered model, so the shared c=0 evaluation can be reused.
     c0_is_base: ClassVar[bool] = True
 
-    def apply(self, model: PreTrainedModel, coeff: float) -> ContextManager[PreTrainedModel]:
-        """Context in which ``model`` behaves steered at ``coeff``; yields the model to call."""
+    @contextlib.contextmanager
+    def apply(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
+        """Context in which ``model`` behaves steered at ``coeff``; yields the model to call. The harness
+        calls this; plugins implement ``steer``, which is never called at c=0 when ``c0_is_base``."""
+        if coeff == 0 and self.c0_is_base:
+            yield model
+            return
+        with self.steer(model, coeff) as steered:
+            yield steered
+
+    def steer(self, model: PreTrainedModel, coeff: float) -> ContextManager[PreTrainedModel]:
+        """Change the model for c != 0 inside a context (hooks, adapters, swapped weights) and undo it on
+        exit; yield the model to call. Default: no change (a method that only changes the prompt)."""
         return contextlib.nullcontext(model)
 
     def system_prompt(self, coeff: float, base: str | None) -> str | None:

@@ -7,7 +7,6 @@ config that produced them, so a rerun recomputes only what is missing.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +64,25 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` into a temporary file beside ``path``, flush it to disk, then rename it into place:
+    a crash leaves the old file or the new one, never half of one (every writer below goes through here)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        write(Path(tmp))
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         _plain_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -89,19 +95,10 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def atomic_write_frame(path: Path, frame: pd.DataFrame) -> None:
     """Parquet for ``.parquet``, CSV otherwise."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        if path.suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
-        _plain_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if path.suffix == ".parquet":
+        atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    else:
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def read_cached_frame(path: Path) -> pd.DataFrame | None:
@@ -178,17 +175,33 @@ def atomic_dir(target: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def lock_timeout() -> float:
+    """Seconds a run waits for a cache entry another run is computing (a fit can take many minutes)."""
+    return float(os.environ.get("STEERBENCH_LOCK_TIMEOUT", 6 * 3600))
+
+
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock (``flock``) held for the block: runs sharing a results folder take
-    turns on one cache entry, so the second one waits and then reuses the first one's result."""
+    """An exclusive lock (``filelock``) held for the block: runs sharing a results folder take turns on
+    one cache entry, so the second one waits, says so, and then reuses the first one's result. The OS
+    releases it when its process dies, so a killed run never leaves a stale lock behind."""
+    from bench.errors import SteerbenchError
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=1)
+    except Timeout:
+        log.info("waiting for %s: another run is computing that cache entry", path.name)
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            lock.acquire(timeout=lock_timeout())
+        except Timeout:
+            raise SteerbenchError(f"gave up after {lock_timeout():g} s waiting for the lock {str(path)!r} (another run "
+                                  "holds it; STEERBENCH_LOCK_TIMEOUT sets the wait)") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def check_writable(folder: Path) -> None:

@@ -34,10 +34,7 @@ class LoraSteering(FolderSteering):
     info_file = "lora.json"
 
     @contextlib.contextmanager
-    def apply(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
-        if coeff == 0:
-            yield model
-            return
+    def steer(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
         from peft import PeftModel
         from peft.tuners.lora import LoraLayer
 

@@ -52,10 +52,7 @@ class SFTSteering(FolderSteering):
         self.loaded = loaded
 
     @contextlib.contextmanager
-    def apply(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
-        if coeff == 0:
-            yield model
-            return
+    def steer(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
         if coeff not in WEIGHTS:
             raise ValueError(f"sft has models for c in {sorted(WEIGHTS)} only, not {coeff}")
         _load_weights(model, self.folder / WEIGHTS[coeff])

@@ -40,11 +40,7 @@ class SVDSteering(Steering):
         return (coeff * ((x.float() @ f["v"]) * f["d"]) @ f["u"].T).to(x.dtype)
 
     @contextlib.contextmanager
-    def apply(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
-        if coeff == 0:
-            yield model
-            return
-
+    def steer(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
         def hook_for(target):
             return lambda module, inputs, output: output + self.delta(target, inputs[0], coeff)
 

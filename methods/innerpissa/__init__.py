@@ -32,7 +32,7 @@ class InnerPiSSASteering(Steering):
         self.history = history  # the training log, present right after fitting
 
     @contextlib.contextmanager
-    def apply(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
+    def steer(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
         with self.adapters.attached(model), self.adapters.coefficient(coeff):
             yield model
 
