@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.agreement import pair_verdicts, rank_agreement
+from bench.models import model_slug
 from bench.plots import build_plots
 from bench.report import (
     ALPHA,
@@ -124,25 +126,71 @@ def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed
     return folder
 
 
+def cross_method_comparisons(out: Path, value: str, stats_by_column: dict[str, dict], seed: int = 0) -> None:
+    """The method comparison per model side by side (``cross_pairwise``: every pair's paired difference and
+    Holm p, one column group per run, and with two runs whether they agree), and whether the runs rank the
+    methods alike (``rank_agreement``: Kendall's tau with a paired dilemma-bootstrap interval, over all
+    methods and over the methods in range in both runs)."""
+    if len(stats_by_column) < 2:
+        return
+    pairs = {column: pairwise_table(stats, seed) for column, stats in stats_by_column.items()}
+    first = next(iter(pairs.values()))
+    wide = pd.DataFrame({"A": first["a"], "B": first["b"]})
+    for column, table in pairs.items():
+        shown, _ = pairwise_display(table.set_index(["a", "b"]).reindex(list(zip(first["a"], first["b"]))).reset_index())
+        wide[f"{column}: Effect A - B [95% CI]"] = shown["Effect A - B [95% CI]"].to_numpy()
+        wide[f"{column}: p (t, Holm)"] = shown["p (t, Holm)"].to_numpy()
+    columns = list(pairs)
+    if len(columns) == 2:
+        verdicts = pair_verdicts(pairs[columns[0]], pairs[columns[1]], ALPHA)
+        wide["Both models"] = [verdicts.get((a, b), "") for a, b in zip(wide["A"], wide["B"])]
+    write_table(out, "cross_pairwise", wide,
+                caption=f"{value}: method against method on each model (paired over dilemmas, Holm within each "
+                        f"model); agree / disagree: both Holm p < {ALPHA} with the same / opposite sign")
+    records = []
+    for i, x in enumerate(columns):
+        for y in columns[i + 1:]:
+            sx, sy = stats_by_column[x], stats_by_column[y]
+            for subset, keep in (("all methods", lambda m: True),
+                                 ("in range on both", lambda m: sx[m].in_range and sy[m].in_range)):
+                names = [m for m in sx if m in sy and keep(m)]
+                agree = rank_agreement({m: sx[m].per_dilemma for m in names}, {m: sy[m].per_dilemma for m in names},
+                                       seed)
+                records.append({"Models": f"{x} vs {y}", "Methods": f"{subset} ({agree['n_methods']})",
+                                "Kendall tau [95% CI]": _tau_cell(agree), "p": cell(agree["p"], True),
+                                "Same best method": "" if math.isnan(agree["same_best_share"]) else
+                                f"{'yes' if agree['same_best'] else 'no'} ({agree['same_best_share']:.0%} of draws)"})
+    write_table(out, "rank_agreement", pd.DataFrame(records),
+                caption=f"{value}: rank agreement of the methods' Effects between runs (Kendall tau; 95% CI from "
+                        f"resampling dilemmas jointly for both runs; share of draws where both pick the same best)")
+
+
+def _tau_cell(agree: dict) -> str:
+    if math.isnan(agree["tau"]):
+        return "n/a (< 3 methods)"
+    return f"{agree['tau']:+.2f} [{agree['ci_low']:+.2f}, {agree['ci_high']:+.2f}]"
+
+
 def cross_run_tables(run_dirs: list[Path], value: str, out: Path, seed: int = 0) -> Path:
     """Across runs: per method, one column group per run (model, strength) with Effect [CI], N common,
     Holm p, c*, dNLL and NaN at the worse end; and per method an ablation table whose columns are the
     options that differ between its runs (e.g. InnerPiSSA rank / rotate-u / loss)."""
-    entries = []
+    entries, per_run = [], {}
     for run in run_dirs:
         rows, dilemmas, status = load_run(run)
         config = json.loads((run / "config.json").read_text())
-        table, _ = method_table(rows, dilemmas, status, value, config.get("min_pmass", MIN_PMASS), seed)
+        table, stats = method_table(rows, dilemmas, status, value, config.get("min_pmass", MIN_PMASS), seed)
+        per_run[run] = (config, stats)
         shown, _ = main_display(table)
         for rec, disp in zip(table.to_dict("records"), shown.to_dict("records")):
             info = status.get(rec["method"], {})
-            entries.append({"run": run.name, "model": config["model"], "strength": config.get("strength", "raw"),
+            entries.append({"run": run.name, "path": str(run), "model": config["model"], "strength": config.get("strength", "raw"),
                             **rec, "display": disp, "options": info.get("meta", {}).get("options", {})})
     frame = pd.DataFrame(entries)
     if frame.empty or "effect" not in frame:
         return out
     # Raw and matched-strength runs of one model are different experiments: never averaged together.
-    frame["column"] = frame["model"] + " (" + frame["strength"] + ")"
+    frame["column"] = frame["model"].map(model_slug) + " (" + frame["strength"] + ")"
     if frame["column"].nunique() < len(run_dirs):
         frame["column"] = frame["column"] + " " + frame["run"]
     shown_cols = ("Effect [95% CI]", "N common", "p (t, Holm)", "dNLL", "NaN c-/c+", "c*")
@@ -154,6 +202,8 @@ def cross_run_tables(run_dirs: list[Path], value: str, out: Path, seed: int = 0)
                 for method in wide.index]
     write_table(out, "cross_models", wide.reset_index(),
                 caption=f"{value}: the main statistics per run (one column group per model and strength)")
+    columns = {run: next(iter(frame.loc[frame["path"] == str(run), "column"]), run.name) for run in run_dirs}
+    cross_method_comparisons(out, value, {columns[run]: stats for run, (_, stats) in per_run.items()}, seed)
     metrics = [k for k in ("effect", "ci_low", "ci_high", "n_common", "p_holm", "dnll", "gain") if k in frame]
     for method, group in frame.groupby("method"):
         if len(group) < 2:

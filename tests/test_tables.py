@@ -67,6 +67,22 @@ def test_ablation_table_picks_the_differing_options(tiny_model_dir, small_data_d
     assert "method" not in ablation.columns and (out / "cross_models.tex").is_file()
 
 
+def test_cross_model_tables_set_two_models_side_by_side(tiny_model_dir, tiny_gemma3_dir, small_data_dir, tmp_path):
+    from bench.tables import cross_run_tables
+
+    runs = [tiny_runner(folder, small_data_dir, tmp_path, methods=("prompting", "random", "repeng"),
+                        run_name="default").run() for folder in (tiny_model_dir, tiny_gemma3_dir)]
+    assert runs[0].name == runs[1].name  # same run name, two models: the model tells the column groups apart
+    out = cross_run_tables(runs, "Virtue/Truthfulness", tmp_path / "cross")
+    wide = pd.read_csv(out / "cross_models.csv")
+    groups = {c.split(":")[0] for c in wide.columns if ":" in c}
+    assert groups == {f"{tiny_model_dir.name} (raw)", f"{tiny_gemma3_dir.name} (raw)"}
+    pairs = pd.read_csv(out / "cross_pairwise.csv")
+    assert len(pairs) == 3 and set(pairs["Both models"]) <= {"agree", "disagree", "undecided"}
+    agreement = pd.read_csv(out / "rank_agreement.csv")
+    assert agreement["Methods"].iloc[0] == "all methods (3)" and agreement["Kendall tau [95% CI]"].iloc[0][0] in "+-"
+
+
 def test_a_run_whose_answers_all_fail_the_pmass_filter_is_reported_out_of_range(tiny_model_dir, small_data_dir,
                                                                                   tmp_path):
     """The default NaN filter (min pmass 0.5) end to end: the tiny random model spreads its mass over the whole
