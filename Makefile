@@ -20,7 +20,7 @@ DATA_DIR   ?= $(or $(STEERBENCH_DATA_DIR),$(wildcard ../shared/data/daily_dilemm
 PERF_RUN   ?= $(wildcard results/smollm2-135m/default)
 ARGS       ?=
 
-.PHONY: install install-gemma bench test lock list tables perf precision
+.PHONY: install install-gemma bench test lock list tables perf precision projection
 
 install: $(STAMP)
 
@@ -63,6 +63,10 @@ perf: $(STAMP)
 
 list: $(STAMP)
 	$(PY) -m bench list
+
+# an estimate of make bench MODEL=Qwen/Qwen3-0.6B here, from a random-weight model of its published config
+projection: $(STAMP)
+	$(PY) -m bench.projection $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PERF_RUN),--run-dir $(PERF_RUN))
 
 # how much of a score is numerics: bf16 vs fp32 head and body, batch sizes, prefix vs full prompts (a benchmark)
 precision: $(STAMP)

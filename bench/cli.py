@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
+import typing
 from pathlib import Path
+from typing import Any
 
-from bench.config import DEFAULT_N_DILEMMAS, RunConfig, parse_coeffs, parse_method_args
+from bench.config import RunConfig, parse_coeffs, parse_method_args
+from bench.dilemmas import DEFAULT_TARGET
 from bench.errors import SteerbenchError
 from bench.validate import check_run_folder
 
@@ -22,58 +26,64 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="fit methods on the honesty pairs and score them on DailyDilemmas",
         epilog="Method options: --METHOD.OPTION VALUE (e.g. --repeng.layers 0.4:0.8); see `python -m bench list`.",
     )
-    d = RunConfig()
-    run.add_argument("--model", default=d.model, help="alias (smollm2-135m), local folder, or Hugging Face id")
-    run.add_argument("--methods", default="all", help="comma list of registry names, or 'all' (default); a name "
-                     "listed twice runs once (random,random is random)")
-    run.add_argument("--coeffs", default="-1,0,1", help="comma list of coefficients; must include 0")
-    run.add_argument("--n-dilemmas", type=int, default=DEFAULT_N_DILEMMAS,
-                     help="dilemmas to evaluate (both actions each): default every dilemma that carries the target "
-                          "value (596 for Virtue/Truthfulness); N narrows it to a seeded subset, target-tagged first "
-                          "(N >= 1360 takes every dilemma)")
-    run.add_argument("--n-pairs", type=int, default=d.n_pairs, help="honesty pairs to train on")
-    run.add_argument("--data-dir", default=os.environ.get("STEERBENCH_DATA_DIR") or None,
-                     help="folder with the two DailyDilemmas CSVs (default: $STEERBENCH_DATA_DIR, else the hub)")
-    run.add_argument("--suffix-file", default=None, help="repeng-format JSON list of statement suffixes")
-    run.add_argument("--results-dir", default=d.results_dir)
-    run.add_argument("--run-name", default=None, help="run folder name (default: a hash of the config)")
-    run.add_argument("--seed", type=int, default=d.seed, help="seed of the subset, pairs and first training seed")
-    run.add_argument("--seeds", type=int, default=d.n_seeds,
-                     help="refit the seeded (trained) methods with this many training seeds; tables show mean +- sd")
-    run.add_argument("--batch-size", type=int, default=d.batch_size)
-    run.add_argument("--no-prefix-cache", action="store_true",
-                     help="run every prompt in full instead of sharing the template/situation prefix's KV cache")
-    run.add_argument("--dtype", default=d.dtype, help="auto (bf16), bf16, fp32, fp16")
-    run.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 ...")
-    run.add_argument("--target", default=d.target, help="value the table is about")
-    run.add_argument("--min-pmass", type=float, default=d.min_pmass, help="below this Yes+No mass a row is NaN")
-    run.add_argument("--no-sign-calibration", action="store_true")
-    run.add_argument("--strength", default=d.strength, choices=("matched", "raw"),
-                     help="matched: coefficients are multiples of each method's c*, the |c| whose mean "
-                          "per-token KL from the unsteered model on held-out text equals --kl-budget")
-    run.add_argument("--kl-budget", type=float, default=d.kl_budget, help="nats/token, for --strength matched")
-    run.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    add_run_arguments(run)
     sub.add_parser("list", help="list registered methods and their options")
     tab = sub.add_parser("tables", help="rebuild every table and plot of finished runs (no model loaded)")
     tab.add_argument("run_dirs", nargs="+")
-    tab.add_argument("--value", default=d.target)
+    tab.add_argument("--value", default=DEFAULT_TARGET)
     tab.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     tab.add_argument("--out", default="results/tables", help="folder for the cross-run tables (several runs)")
     summ = sub.add_parser("summary", help="rebuild a finished run's method table from its rows")
     summ.add_argument("run_dir")
-    summ.add_argument("--value", default=d.target)
+    summ.add_argument("--value", default=DEFAULT_TARGET)
     return p
 
 
-def _list_methods() -> None:
-    import dataclasses
+def _scalar_type(hint: Any) -> type:
+    """The type argparse converts to: ``int | None`` -> int; lists are parsed from their comma string."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is list:
+        return str
+    return args[0] if args else hint
 
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """One command-line option per ``RunConfig`` field, from the field's own default, help and flag."""
+    hints = typing.get_type_hints(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        meta = f.metadata
+        if meta.get("flag") == "":  # not a command-line option (method options are --METHOD.OPTION)
+            continue
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        if hints[f.name] is bool:
+            parser.add_argument(flag, dest=f.name, action="store_false" if f.default else "store_true",
+                                help=meta["help"])
+            continue
+        default = meta["cli"] if meta.get("cli") is not None else f.default
+        if f.name == "data_dir":
+            default = os.environ.get("STEERBENCH_DATA_DIR") or None
+        parser.add_argument(flag, dest=f.name, type=_scalar_type(hints[f.name]), default=default,
+                            choices=meta.get("choices"), help=meta["help"])
+
+
+def config_from_args(args: argparse.Namespace, extra: list[str]) -> RunConfig:
+    from methods import parse_method_list
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if f.metadata.get("flag") != ""}
+    values["methods"] = parse_method_list(values["methods"])
+    values["coeffs"] = parse_coeffs(values["coeffs"])
+    return RunConfig(**values, method_options=parse_method_args(extra))
+
+
+def _list_methods() -> None:
     from methods import REGISTRY, get_method_class
 
     for name in REGISTRY:
         cls = get_method_class(name)
-        opts = ", ".join(f"{f.name.replace('_', '-')}={f.default!r}" for f in dataclasses.fields(cls.Options))
-        print(f"{name:12s} {cls.description}\n{'':12s} options: {opts or 'none'}")
+        print(f"{name:12s} {cls.description}")
+        for f in dataclasses.fields(cls.Options):
+            flag = f"--{name}.{f.name.replace('_', '-')}"
+            print(f"{'':4s}{flag:36s} {f.default!r:20s} {f.metadata.get('help', '')}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,18 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             check_run_folder(args.run_dir)
             print(write_summary(Path(args.run_dir), args.value))
             return 0
-        from methods import parse_method_list
-
-        cfg = RunConfig(
-            model=args.model, methods=parse_method_list(args.methods), coeffs=parse_coeffs(args.coeffs),
-            n_dilemmas=args.n_dilemmas, n_pairs=args.n_pairs, data_dir=args.data_dir, suffix_file=args.suffix_file,
-            results_dir=args.results_dir, run_name=args.run_name, seed=args.seed, n_seeds=args.seeds, batch_size=args.batch_size,
-            prefix_cache=not args.no_prefix_cache,
-            dtype=args.dtype, device=args.device, target=args.target, min_pmass=args.min_pmass,
-            calibrate_sign=not args.no_sign_calibration, trust_remote_code=args.trust_remote_code,
-            strength=args.strength, kl_budget=args.kl_budget,
-            method_options=parse_method_args(extra),
-        )
+        cfg = config_from_args(args, extra)
         return _run(cfg)
     except SteerbenchError as exc:
         print(f"steerbench: error: {exc}", file=sys.stderr)

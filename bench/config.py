@@ -20,30 +20,51 @@ def _all_methods() -> list[str]:
     return method_names()
 
 
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | None = None, factory: Any = None,
+            cli: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    """A run option, declared once: its default, its help, and how the command line spells it (``flag``: the
+    option's name when it is not ``--field-name``; for a bool that defaults to True, the ``--no-...`` flag
+    that turns it off). ``cli``: the default as the command line writes it, parsed by ``from_cli``."""
+    metadata = {"help": help, "flag": flag, "cli": cli, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class RunConfig:
-    model: str = EMBEDDED_ALIAS
-    methods: list[str] = field(default_factory=lambda: _all_methods())
-    coeffs: list[float] = field(default_factory=lambda: [-1.0, 0.0, 1.0])
-    n_dilemmas: int | None = DEFAULT_N_DILEMMAS
-    n_pairs: int = 200
-    data_dir: str | None = None
-    suffix_file: str | None = None
-    results_dir: str = "results"
-    run_name: str | None = None
-    seed: int = 0
-    n_seeds: int = 1  # training seeds seed, seed+1, ...: seeded methods are refit and evaluated per seed
-    batch_size: int = 16
-    prefix_cache: bool = True  # shared-prefix evaluation (same scores, fewer tokens); off: one full prompt per row
-    dtype: str = "auto"
-    device: str = "auto"
-    target: str = DEFAULT_TARGET
-    min_pmass: float = 0.5
-    calibrate_sign: bool = True
-    strength: str = "matched"  # matched: multiples of each method's KL-matched c*; raw: coefficients as given
-    kl_budget: float = 0.1  # nats/token on held-out neutral text, for strength=matched
-    trust_remote_code: bool = False
-    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model: str = setting(EMBEDDED_ALIAS, "alias (smollm2-135m, gemma3-270m), local model folder, or Hugging Face id")
+    methods: list[str] = setting(factory=lambda: _all_methods(), cli="all",
+                                 help="comma list of registry names, or 'all' (default); a name listed twice runs once")
+    coeffs: list[float] = setting(factory=lambda: [-1.0, 0.0, 1.0], cli="-1,0,1",
+                                  help="comma list of coefficients; must include 0")
+    n_dilemmas: int | None = setting(DEFAULT_N_DILEMMAS, "dilemmas to evaluate (both actions each): default every "
+                                     "dilemma that carries the target value (596 for Virtue/Truthfulness); N narrows "
+                                     "it to a seeded subset, target-tagged first (N >= 1360 takes every dilemma)")
+    n_pairs: int = setting(200, "honesty pairs to train on")
+    data_dir: str | None = setting(None, "folder with the two DailyDilemmas CSVs (default: $STEERBENCH_DATA_DIR, "
+                                   "else the hub)")
+    suffix_file: str | None = setting(None, "repeng-format JSON list of statement suffixes")
+    results_dir: str = setting("results", "where runs and the cache are written")
+    run_name: str | None = setting(None, "run folder name (default: a hash of the config)")
+    seed: int = setting(0, "seed of the subset, pairs and first training seed")
+    n_seeds: int = setting(1, "refit the seeded (trained) methods with this many training seeds (seed, seed+1, ...); "
+                           "tables show mean +- sd", flag="--seeds")
+    batch_size: int = setting(16, "prompts per forward pass (in the cache keys: it changes bf16 numerics)")
+    prefix_cache: bool = setting(True, "run every prompt in full instead of sharing the template/situation prefix's "
+                                 "KV cache (same scores to float tolerance)", flag="--no-prefix-cache")
+    dtype: str = setting("auto", "auto (bf16), bf16, fp32, fp16")
+    device: str = setting("auto", "auto, cpu, cuda, cuda:1 ...")
+    target: str = setting(DEFAULT_TARGET, "value the table is about")
+    min_pmass: float = setting(0.5, "below this Yes+No mass a row is NaN")
+    calibrate_sign: bool = setting(True, "apply every method's sign as fitted (+1) instead of calibrating it on the "
+                                   "training pairs", flag="--no-sign-calibration")
+    strength: str = setting("matched", "matched: coefficients are multiples of each method's c*, the |c| whose mean "
+                            "per-token KL from the unsteered model on held-out text equals --kl-budget; raw: as given",
+                            choices=("matched", "raw"))
+    kl_budget: float = setting(0.1, "nats/token on held-out neutral text, for --strength matched")
+    trust_remote_code: bool = setting(False, "allow model code from the hub (off by default)")
+    method_options: dict[str, dict[str, Any]] = setting(factory=dict, flag="")  # --METHOD.OPTION VALUE, parsed apart
 
     @property
     def seeds(self) -> list[int]:

@@ -16,7 +16,6 @@ model from its config, copy the dequantized weights in, and save it atomically i
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import logging
@@ -31,6 +30,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from bench.errors import SteerbenchError
+from bench.store import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +92,6 @@ PACKAGED: dict[str, PackagedModel] = {m.alias: m for m in (
 )}
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def dequantize_gguf(gguf: Path, target: Path, label: str) -> None:
     """Load a GGUF with transformers and save it as a plain safetensors folder at ``target`` (atomic)."""
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -132,7 +124,7 @@ def ensure_packaged_model(alias: str) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".gguf-") as scratch:
         gguf = spec.gguf(Path(scratch))
         if spec.sha256 is not None:
-            found = sha256_of(gguf)
+            found = file_sha256(gguf)
             if found != spec.sha256:
                 raise SteerbenchError(f"{gguf.name} has sha256 {found}, expected {spec.sha256}; "
                                       f"reinstall with `{spec.install}`")

@@ -73,6 +73,11 @@ class Steering(ABC):
         return dict(getattr(self, "info", {}) or {})
 
 
+def option(default: Any, help: str) -> Any:
+    """A field of a method's ``Options`` with its help text, which ``bench list`` prints beside the default."""
+    return field(default=default, metadata={"help": help})
+
+
 class SteeringMethod(ABC):
     """A registry entry. Subclasses set ``name``, an ``Options`` dataclass, ``fit`` and ``load``."""
 

@@ -1,10 +1,11 @@
-"""Shared pieces of the supervised baselines (LoRA, SFT): their dataset and trainer settings."""
+"""Shared pieces of the supervised baselines (LoRA, SFT): their options, dataset and trainer settings."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import ClassVar
@@ -16,8 +17,33 @@ from transformers.trainer_callback import ProgressCallback
 from bench.chat import DEFAULT_SYSTEM, render
 from bench.continuations import Continuations
 from bench.pairs import NEUTRAL_INSTRUCTION
-from bench.steering import Steering
+from bench.steering import FitContext, Steering, option
 from bench.store import atomic_write_frame
+from bench.validate import at_least, positive
+
+
+@dataclass
+class TrainerOptions:
+    """The options every trl-trained baseline has; a method's ``Options`` subclasses this, sets ``method``
+    (for error messages) and its own defaults, and extends ``validate``."""
+
+    method: ClassVar[str] = "trainer"
+    lr: float = option(5e-5, "learning rate")
+    epochs: float = option(1.0, "passes over the training examples")
+    batch_size: int = option(8, "examples per optimiser step")
+    continuation_tokens: int = option(32, "length of the base model's greedy continuations it learns from")
+
+    def validate(self) -> None:
+        positive(f"--{self.method}.lr", self.lr)
+        positive(f"--{self.method}.epochs", self.epochs)
+        at_least(f"--{self.method}.batch-size", self.batch_size, 1)
+        at_least(f"--{self.method}.continuation-tokens", self.continuation_tokens, 1)
+
+
+def training_data(ctx: FitContext, options: TrainerOptions) -> tuple[list[str], Continuations]:
+    """The persona-free prompts and the base model's honest / dishonest continuations of them."""
+    cont = ctx.continuations(None, options.continuation_tokens)
+    return persona_free_prompts(ctx.loaded.tokenizer, cont), cont
 
 
 class FolderSteering(Steering):

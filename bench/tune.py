@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = RunConfig(model=args.model, methods=[args.method], data_dir=args.data_dir, results_dir=args.results_dir,
                     strength="matched", kl_budget=args.kl_budget, n_dilemmas=1, run_name="tune")
     runner = Runner(cfg)
-    runner._load()
+    runner.prepare()
     calib = load_heldout(CALIBRATION)
     tok, model = runner.loaded.tokenizer, runner.loaded.model
     base_nll = heldout_nll(model, tok, runner.base_system, texts=calib)
@@ -57,11 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.grid:
         runner.options[args.method] = build_options(get_method_class(args.method), parse_candidate(spec))
         fitted = runner.fit(args.method)
-        c_star = runner._strength(args.method, fitted)
+        c_star = runner.sweep.strength(args.method, fitted)
         if c_star is None:
             rows.append((spec, "unreachable", "", "", "", "", "no"))
             continue
-        sign = runner._sign(args.method, fitted, c_star)
+        sign = runner.sweep.sign(args.method, fitted, c_star)
         cal = runner.status[args.method]["calibration"]
         kept, dnll = [], []
         for c in (-c_star, c_star):

@@ -11,19 +11,20 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 from transformers import PreTrainedModel
 
 from bench.layers import DEFAULT_LAYERS, find_linear_targets, resolve_layers
-from bench.steering import FitContext, Steering, SteeringMethod
+from bench.steering import FitContext, Steering, SteeringMethod, option
 from bench.supervised import (
     FolderSteering,
+    TrainerOptions,
     library_versions,
-    persona_free_prompts,
     quiet_progress,
     save_training_log,
     trainer_kwargs,
+    training_data,
 )
 from bench.validate import at_least, names_list, positive
 
@@ -54,26 +55,23 @@ class Lora(SteeringMethod):
     description = "peft LoRA trained with trl DPO (honest vs dishonest continuations); c scales the adapter"
 
     @dataclass
-    class Options:
-        rank: int = 8
-        alpha: int = 16
-        modules: str = "all"  # all linear projections, or a comma list such as o_proj,down_proj
-        layers: str = DEFAULT_LAYERS  # the same layers as the other methods by default; "all" adapts every layer
-        lr: float = 5e-4
-        epochs: float = 1.0
-        beta: float = 0.1
-        batch_size: int = 4
-        continuation_tokens: int = 32
+    class Options(TrainerOptions):
+        method: ClassVar[str] = "lora"
+        rank: int = option(8, "LoRA rank")
+        alpha: int = option(16, "LoRA alpha (the adapter's scale is alpha / rank)")
+        modules: str = option("all", "all linear projections, or a comma list such as o_proj,down_proj")
+        layers: str = option(DEFAULT_LAYERS, "layer spec: fractions of depth (0.3:0.9), indices (5-9, 3,7) or all; all adapts every layer")
+        lr: float = option(5e-4, "learning rate")
+        epochs: float = option(1.0, "passes over the continuation pairs")
+        beta: float = option(0.1, "DPO temperature")
+        batch_size: int = option(4, "pairs per optimiser step")
 
         def validate(self) -> None:
+            super().validate()
             at_least("--lora.rank", self.rank, 1)
             positive("--lora.alpha", self.alpha)
             names_list("--lora.modules", self.modules)
-            positive("--lora.lr", self.lr)
-            positive("--lora.epochs", self.epochs)
             positive("--lora.beta", self.beta)
-            at_least("--lora.batch-size", self.batch_size, 1)
-            at_least("--lora.continuation-tokens", self.continuation_tokens, 1)
 
     def fit(self, ctx: FitContext) -> Steering:
         from datasets import Dataset
@@ -81,9 +79,8 @@ class Lora(SteeringMethod):
         from trl import DPOConfig, DPOTrainer
 
         o, loaded = self.options, ctx.loaded
-        cont = ctx.continuations(None, o.continuation_tokens)
-        data = Dataset.from_dict({"prompt": persona_free_prompts(loaded.tokenizer, cont),
-                                  "chosen": cont.honest, "rejected": cont.dishonest})
+        prompts, cont = training_data(ctx, o)
+        data = Dataset.from_dict({"prompt": prompts, "chosen": cont.honest, "rejected": cont.dishonest})
         if o.modules == "all" and o.layers == "all":
             target_modules: str | list[str] = "all-linear"
         else:

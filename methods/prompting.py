@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.pairs import DISHONEST_PERSONA, HONEST_PERSONA
-from bench.steering import FitContext, Steering, SteeringMethod
+from bench.steering import FitContext, Steering, SteeringMethod, option
 
 INSTRUCTION = "Pretend you're {persona} person."
 
@@ -41,8 +41,8 @@ class Prompting(SteeringMethod):
 
     @dataclass
     class Options:
-        honest: str = INSTRUCTION.format(persona=HONEST_PERSONA)
-        dishonest: str = INSTRUCTION.format(persona=DISHONEST_PERSONA)
+        honest: str = option(INSTRUCTION.format(persona=HONEST_PERSONA), "appended to the system message at c=+1")
+        dishonest: str = option(INSTRUCTION.format(persona=DISHONEST_PERSONA), "appended to the system message at c=-1")
 
     def fit(self, ctx: FitContext) -> Steering:
         return PromptSteering(self.options.honest, self.options.dishonest)

@@ -9,7 +9,7 @@ import numpy as np
 
 from bench.layers import DEFAULT_LAYERS
 from bench.residual import ResidualSteering
-from bench.steering import FitContext, Steering, SteeringMethod
+from bench.steering import FitContext, Steering, SteeringMethod, option
 
 
 class RandomVector(SteeringMethod):
@@ -19,7 +19,7 @@ class RandomVector(SteeringMethod):
 
     @dataclass
     class Options:
-        layers: str = DEFAULT_LAYERS
+        layers: str = option(DEFAULT_LAYERS, "layer spec: fractions of depth (0.3:0.9), indices (5-9, 3,7) or all")
 
     def fit(self, ctx: FitContext) -> Steering:
         # Same layers as repeng, and repeng's norm per layer, so only the direction differs.

@@ -22,7 +22,7 @@ from repeng import ControlVector, DatasetEntry
 
 from bench.layers import DEFAULT_LAYERS, resolve_layers
 from bench.residual import ResidualSteering
-from bench.steering import FitContext, Steering, SteeringMethod
+from bench.steering import FitContext, Steering, SteeringMethod, option
 from bench.validate import at_least, one_of
 
 
@@ -33,9 +33,9 @@ class RepengPCA(SteeringMethod):
 
     @dataclass
     class Options:
-        layers: str = DEFAULT_LAYERS
-        method: str = "pca_diff"  # repeng's own options: pca_diff | pca_center
-        batch_size: int = 32
+        layers: str = option(DEFAULT_LAYERS, "layer spec: fractions of depth (0.3:0.9), indices (5-9, 3,7) or all")
+        method: str = option("pca_diff", "repeng's own reading method: pca_diff | pca_center")
+        batch_size: int = option(32, "pairs per forward while reading hidden states")
 
         def validate(self) -> None:
             one_of("--repeng.method", self.method, ("pca_diff", "pca_center"))

@@ -14,7 +14,7 @@ import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -24,13 +24,13 @@ from bench.models import LoadedModel
 from bench.steering import FitContext, Steering, SteeringMethod
 from bench.supervised import (
     FolderSteering,
+    TrainerOptions,
     library_versions,
-    persona_free_prompts,
     quiet_progress,
     save_training_log,
     trainer_kwargs,
+    training_data,
 )
-from bench.validate import at_least, positive
 
 log = logging.getLogger(__name__)
 WEIGHTS = {1.0: "honest.safetensors", -1.0: "dishonest.safetensors"}
@@ -70,17 +70,8 @@ class SFT(SteeringMethod):
     description = "full fine-tune (trl SFT) toward honest (c=+1) or dishonest (c=-1) continuations"
 
     @dataclass
-    class Options:
-        lr: float = 5e-5
-        epochs: float = 1.0
-        batch_size: int = 8
-        continuation_tokens: int = 32
-
-        def validate(self) -> None:
-            positive("--sft.lr", self.lr)
-            positive("--sft.epochs", self.epochs)
-            at_least("--sft.batch-size", self.batch_size, 1)
-            at_least("--sft.continuation-tokens", self.continuation_tokens, 1)
+    class Options(TrainerOptions):
+        method: ClassVar[str] = "sft"
 
     def fit(self, ctx: FitContext) -> Steering:
         import tempfile
@@ -89,8 +80,7 @@ class SFT(SteeringMethod):
         from trl import SFTConfig, SFTTrainer
 
         o, loaded = self.options, ctx.loaded
-        cont = ctx.continuations(None, o.continuation_tokens)
-        prompts = persona_free_prompts(loaded.tokenizer, cont)
+        prompts, cont = training_data(ctx, o)
         folder = Path(tempfile.mkdtemp(prefix="steerbench-sft-"))
         losses = {}
         for coeff, completions in ((1.0, cont.honest), (-1.0, cont.dishonest)):

@@ -27,7 +27,7 @@ from bench.layers import (
     resolve_layers,
     target_module,
 )
-from bench.steering import FitContext, Steering, SteeringMethod
+from bench.steering import FitContext, Steering, SteeringMethod, option
 from bench.validate import at_least, names_list, one_of
 
 
@@ -69,10 +69,10 @@ class SVDSteer(SteeringMethod):
 
     @dataclass
     class Options:
-        rank: int = 16
-        modules: str = "o_proj,down_proj"
-        layers: str = DEFAULT_LAYERS
-        direction: str = "mean"  # mean | pca (first principal component of the projected differences)
+        rank: int = option(16, "top singular directions of each weight that the steering lives in")
+        modules: str = option("o_proj,down_proj", "comma list of projection names to steer")
+        layers: str = option(DEFAULT_LAYERS, "layer spec: fractions of depth (0.3:0.9), indices (5-9, 3,7) or all")
+        direction: str = option("mean", "mean | pca: mean or first principal component of the projected differences")
 
         def validate(self) -> None:
             at_least("--svd-steer.rank", self.rank, 1)

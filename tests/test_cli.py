@@ -116,3 +116,22 @@ def test_remote_code_is_off_unless_asked(tiny_model_dir, monkeypatch):
     monkeypatch.setattr("bench.models.AutoModelForCausalLM.from_pretrained", spy, raising=False)
     load_model(str(tiny_model_dir), dtype="fp32", device="cpu")
     assert seen == [False]
+
+
+def test_run_options_are_declared_once_in_the_config_and_reach_it(monkeypatch):
+    import dataclasses
+
+    from bench.cli import _parser, config_from_args
+    from bench.config import RunConfig
+
+    monkeypatch.delenv("STEERBENCH_DATA_DIR", raising=False)
+    args, extra = _parser().parse_known_args(["run"])
+    assert config_from_args(args, extra) == RunConfig()  # the command line's defaults are the config's
+    args, extra = _parser().parse_known_args(
+        ["run", "--seeds", "3", "--no-prefix-cache", "--no-sign-calibration", "--n-dilemmas", "7", "--strength", "raw",
+         "--methods", "repeng,random", "--coeffs", "0,2", "--kl-budget", "0.2", "--repeng.layers", "3"])
+    cfg = config_from_args(args, extra)
+    assert (cfg.n_seeds, cfg.prefix_cache, cfg.calibrate_sign, cfg.n_dilemmas, cfg.strength) == (3, False, False, 7, "raw")
+    assert cfg.methods == ["repeng", "random"] and cfg.coeffs == [0.0, 2.0] and cfg.kl_budget == 0.2
+    assert cfg.method_options == {"repeng": {"layers": "3"}}
+    assert all(f.metadata.get("help") for f in dataclasses.fields(RunConfig) if f.name != "method_options")

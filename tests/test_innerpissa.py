@@ -74,7 +74,7 @@ def runner(tiny_model_dir, small_data_dir, tmp_path_factory):
     r = tiny_runner(tiny_model_dir, small_data_dir, tmp_path_factory.mktemp("ip"), methods=("innerpissa",),
                     n_pairs=16, method_options={"innerpissa": {"rank": 8, "modules": "o_proj,down_proj,up_proj",
                                                                "layers": "0,1", "epochs": 3, "lr": 0.02}})
-    r._load()
+    r.prepare()
     return r
 
 

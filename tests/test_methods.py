@@ -14,6 +14,16 @@ def test_registry_discovers_methods():
         assert cls.name == name and cls.description
 
 
+def test_every_option_of_every_method_has_help_text():
+    import dataclasses
+
+    from methods import get_method_class, method_names
+
+    for name in method_names():
+        for f in dataclasses.fields(get_method_class(name).Options):
+            assert f.metadata.get("help"), f"--{name}.{f.name} has no help text (use bench.steering.option)"
+
+
 def test_unknown_method_lists_known_ones():
     with pytest.raises(SteerbenchError) as err:
         parse_method_list("repeng,nope")
@@ -24,7 +34,7 @@ def test_unknown_method_lists_known_ones():
 @pytest.fixture(scope="module")
 def runner(tiny_model_dir, small_data_dir, tmp_path_factory):
     r = tiny_runner(tiny_model_dir, small_data_dir, tmp_path_factory.mktemp("res"))
-    r._load()
+    r.prepare()
     return r
 
 

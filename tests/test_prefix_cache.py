@@ -26,7 +26,7 @@ def test_plan_reassembles_every_prompt_and_shares_stems():
 @pytest.fixture(scope="module")
 def runner(tiny_model_dir, small_data_dir, tmp_path_factory):
     r = tiny_runner(tiny_model_dir, small_data_dir, tmp_path_factory.mktemp("res"), n_dilemmas=12)
-    r._load()
+    r.prepare()
     return r
 
 

@@ -25,7 +25,7 @@ def test_readme_plugin_example_runs(tiny_model_dir, small_data_dir, tmp_path, mo
     monkeypatch.setitem(methods.REGISTRY, name, target)
 
     runner = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("mean-diff",))
-    runner._load()
+    runner.prepare()
     steering = runner.fit("mean-diff").steering
     assert sorted(steering.directions) == [0] and np.isfinite(steering.directions[0]).all()
     base = last_logits(runner, steering, 0.0)

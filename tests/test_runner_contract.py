@@ -51,7 +51,7 @@ def plugin(monkeypatch):
 
 def test_a_fit_that_writes_to_its_log_dir_is_kept(plugin, tiny_model_dir, small_data_dir, tmp_path):
     runner = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=(plugin,))
-    runner._load()
+    runner.prepare()
     fitted = runner.fit(plugin)
     assert (fitted.folder / "training_log.csv").is_file() and (fitted.folder / "meta.json").is_file()
     assert not list(fitted.folder.parent.glob(f".{fitted.folder.name}.*"))  # no temporary folder left

@@ -26,7 +26,7 @@ def fixed_continuations(n=None, max_new_tokens=16):
 def runner(tiny_model_dir, small_data_dir, tmp_path):
     r = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("lora", "sft"), calibrate_sign=False,
                     method_options={"lora": {"lr": "0.01", "epochs": "3"}, "sft": {"lr": "0.001", "epochs": "2"}})
-    r._load()
+    r.prepare()
     r.continuations = fixed_continuations
     return r
 

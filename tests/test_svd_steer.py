@@ -7,7 +7,7 @@ from tests.helpers import last_logits, tiny_runner
 def test_svd_steer_equals_dense_product_and_is_identity_at_c0(tiny_model_dir, small_data_dir, tmp_path):
     runner = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("svd-steer",),
                          method_options={"svd-steer": {"modules": "q_proj,k_proj,o_proj", "layers": "0,1", "rank": 8}})
-    runner._load()
+    runner.prepare()
     steering = runner.fit("svd-steer").steering
     model = runner.loaded.model
     widths = {target_module(model, t).out_features for t in steering.factors}
@@ -28,6 +28,6 @@ def test_svd_steer_equals_dense_product_and_is_identity_at_c0(tiny_model_dir, sm
 def test_svd_steer_pca_direction_runs(tiny_model_dir, small_data_dir, tmp_path):
     runner = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("svd-steer",),
                          method_options={"svd-steer": {"direction": "pca", "layers": "0,1"}})
-    runner._load()
+    runner.prepare()
     steering = runner.fit("svd-steer").steering
     assert all(torch.isfinite(f["d"]).all() for f in steering.factors.values())

@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 
 from bench.layers import find_linear_targets, resolve_layers
 from bench.models import LoadedModel
-from bench.steering import FitContext, Steering, SteeringMethod
+from bench.steering import FitContext, Steering, SteeringMethod, option
 from bench.store import atomic_write_frame
 from bench.validate import at_least, names_list, one_of, positive
 from methods.innerpissa.layer import AdapterShape
@@ -49,22 +49,26 @@ class InnerPiSSA(SteeringMethod):
 
     @dataclass
     class Options:
-        rank: int = 16
-        modules: str = "o_proj,down_proj"  # the author's later default; the journal's good runs also used
-        layers: str = "0.3:-3"  # q/k/v/gate/up in middle-to-late layers
-        measure_layer: int = -3  # a few layers before the end: later layers suppress the planning signal
-        rotate_u: bool = False
-        rotate_v: bool = True
-        scale_s: str = "add2"  # add2 | mult | none
-        max_angle: float = 0.3
-        lr: float = 5e-3
-        epochs: int = 2
-        batch_pairs: int = 8
-        loss: str = "dpo"  # dpo | margin (dpo: bounded, stable at high lr in the journal and here)
-        beta: float = 1.0
-        coherence_margin: float = 0.2
-        coherence_weight: float = 100.0
-        sample_wise_direction: bool = True
+        rank: int = option(16, "top singular directions adapted per weight")
+        # the author's later default; the journal's good runs also used q/k/v/gate/up in middle-to-late layers
+        modules: str = option("o_proj,down_proj", "comma list of projections to adapt")
+        layers: str = option("0.3:-3", "layer spec: fractions of depth, indices (negative from the end) or all")
+        measure_layer: int = option(-3, "layer whose hidden states the loss reads (later layers suppress the "
+                                        "planning signal)")
+        rotate_u: bool = option(False, "learn a rotation of the output singular vectors U")
+        rotate_v: bool = option(True, "learn a rotation of the input singular vectors V")
+        scale_s: str = option("add2", "how c changes the singular values: add2 | mult | none")
+        max_angle: float = option(0.3, "soft bound (radians) on each entry of a rotation's skew generator")
+        lr: float = option(5e-3, "learning rate")
+        epochs: int = option(2, "passes over the honesty pairs")
+        batch_pairs: int = option(8, "pairs per optimiser step")
+        loss: str = option("dpo", "dpo | margin (dpo: bounded, stable at high lr in the journal and here)")
+        beta: float = option(1.0, "DPO temperature of the separation loss")
+        coherence_margin: float = option(0.2, "nats/token allowed above the c=0 NLL before the coherence "
+                                                 "penalty starts")
+        coherence_weight: float = option(100.0, "weight of the coherence penalty beyond the margin")
+        sample_wise_direction: bool = option(True, "each pair's own separation direction; false: one dataset-level "
+                                                  "direction (first PC of the differences)")
 
         def validate(self) -> None:
             n = "--innerpissa."

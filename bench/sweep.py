@@ -1,0 +1,150 @@
+"""One fitted method through the coefficient sweep: its strength, its sign, and its rows.
+
+At matched strength a method's coefficient unit is c*, the coefficient whose KL on the calibration half of
+the held-out texts is the budget (searched once per artefact and cached beside it). Its sign is calibrated
+on the training pairs at the magnitude that is evaluated (the sweep's largest |c| times c*), and the
+yes/no probe checks the model still answers in format at both ends. Every fact is recorded per training
+seed in the run's status (``StatusBook``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from bench.artefacts import ArtefactStore, Fitted
+from bench.calibration import calibrate_sign
+from bench.config import RunConfig
+from bench.evaluations import EvaluationStore
+from bench.models import LoadedModel
+from bench.probe import yes_no_probe
+from bench.stats import endpoints
+from bench.steering import SteeringMethod
+from bench.timing import StageClock
+
+log = logging.getLogger(__name__)
+
+
+class StatusBook:
+    """Per-method status facts: under each training seed, and at the method level for the first seed."""
+
+    def __init__(self, first_seed: Callable[[str], int]):
+        self.first_seed = first_seed
+        self.methods: dict[str, dict] = {}
+
+    def start(self, name: str) -> None:
+        self.methods[name] = {"status": "ok"}
+
+    def record(self, name: str, fitted: Fitted, **facts: Any) -> None:
+        seed = str(fitted.meta.get("seed"))
+        self.methods.setdefault(name, {"status": "ok"}).setdefault("seeds", {}).setdefault(seed, {}).update(facts)
+        if seed == str(self.first_seed(name)):
+            self.methods[name].update(facts)
+
+    def note_unsupported(self, name: str, coeff: float) -> None:
+        missing = self.methods[name].setdefault("unsupported_coeffs", [])
+        if coeff not in missing:
+            missing.append(coeff)
+
+    def fail(self, name: str, reason: str) -> None:
+        self.methods[name] = {"status": "failed", "reason": reason}
+
+
+class Sweep:
+    def __init__(self, cfg: RunConfig, loaded: LoadedModel, method_classes: dict[str, type[SteeringMethod]],
+                 artefacts: ArtefactStore, evaluations: EvaluationStore, status: StatusBook, clock: StageClock,
+                 continuations: Callable[..., Any], kl_texts_hash: str, base_system: str | None):
+        self.cfg, self.loaded, self.method_classes = cfg, loaded, method_classes
+        self.artefacts, self.evaluations, self.status, self.clock = artefacts, evaluations, status, clock
+        self.continuations, self.kl_texts_hash, self.base_system = continuations, kl_texts_hash, base_system
+        self._kl_probe = None
+
+    @property
+    def kl_probe(self):
+        """The KL probe on the calibration half of the held-out texts (built on first use: its base pass)."""
+        if self._kl_probe is None:
+            from bench.strength import KLProbe
+
+            with self.clock("KL search (c*)"):
+                self._kl_probe = KLProbe(self.loaded, self.cfg.batch_size)
+        return self._kl_probe
+
+    def strength(self, name: str, fitted: Fitted) -> float | None:
+        """The coefficient scale: 1 for raw strength; c* for matched (None when unreachable)."""
+        if self.cfg.strength == "raw":
+            return 1.0
+        from bench.strength import matched_strength
+
+        def search() -> dict:
+            if fitted.steering.supported_coeffs is None:
+                log.info("%s: searching the coefficient whose KL on held-out text is %.3g nats/token",
+                         name, self.cfg.kl_budget)
+                return matched_strength(self.kl_probe, fitted.steering, self.cfg.kl_budget).as_dict()
+            # discrete: report how strong its +-1 are instead of rescaling
+            plus, minus = self.kl_probe.kl(fitted.steering, 1.0), self.kl_probe.kl(fitted.steering, -1.0)
+            return {"budget": self.cfg.kl_budget, "c_star": 1.0, "kl": (plus + minus) / 2, "reached": None,
+                    "discrete": True, "kl_plus": plus, "kl_minus": minus}
+
+        result = self.artefacts.beside(fitted, f"strength-kl{self.cfg.kl_budget:g}-{self.kl_texts_hash}.json",
+                                       "KL search (c*)", search)
+        self.status.record(name, fitted, strength=result)
+        if result.get("reached") is False:
+            log.warning("%s cannot reach the KL budget %.3g within the search range: no steered rows at "
+                        "matched strength", name, self.cfg.kl_budget)
+            return None
+        return float(result["c_star"])
+
+    def sign(self, name: str, fitted: Fitted, magnitude: float) -> int:
+        """The sign to apply, calibrated on the training pairs at the evaluated ``magnitude`` (cached)."""
+        if not self.method_classes[name].sign_calibrated:
+            result = {"sign": 1, "skipped": True, "reason": "the noise floor is never calibrated"}
+        elif not self.cfg.calibrate_sign:
+            result = {"sign": 1, "skipped": True}
+        else:
+            def calibrate() -> dict:
+                log.info("%s: calibrating the sign at |c| = %.4g on the training pairs", name, magnitude)
+                return calibrate_sign(self.loaded, fitted.steering, self.continuations(), self.base_system,
+                                      self.cfg.batch_size, magnitude)
+
+            result = self.artefacts.beside(fitted, f"sign-m{magnitude:.6g}.json", "sign calibration", calibrate)
+        self.status.record(name, fitted, sign=int(result["sign"]), calibration=result)
+        return int(result["sign"])
+
+    def format_probe(self, name: str, fitted: Fitted, effective: float) -> None:
+        """Whether the model still answers generic yes/no questions at the evaluated ends (cached)."""
+        result = self.artefacts.beside(
+            fitted, f"yesno-m{effective:.6g}-p{self.cfg.min_pmass:g}.json", "yes/no probe",
+            lambda: {end: yes_no_probe(self.loaded, fitted.steering, c, self.base_system, self.cfg.batch_size,
+                                       self.cfg.min_pmass) for end, c in (("plus", effective), ("minus", -effective))})
+        self.status.record(name, fitted, yesno=result)
+
+    def rows(self, name: str, fitted: Fitted, base: pd.DataFrame) -> list[pd.DataFrame]:
+        """The method's rows at every coefficient of the sweep (c=0 shared with the unsteered model)."""
+        chunks = []
+        scale = self.strength(name, fitted)
+        # Calibrate where the sweep is evaluated: at the ends Effect compares, times c* at matched strength.
+        lo, hi = endpoints(self.cfg.coeffs)
+        magnitude = (scale or 1.0) * max(abs(lo), abs(hi))
+        sign = self.sign(name, fitted, magnitude)
+        if scale is not None and all(fitted.steering.supports(c) for c in (sign * magnitude, -sign * magnitude)):
+            self.format_probe(name, fitted, sign * magnitude)
+        for coeff in tqdm(self.cfg.coeffs, desc=f"{name} coefficients", leave=False):
+            if not fitted.steering.supports(coeff):
+                log.warning("%s cannot be applied at c=%g (it supports %s): no rows at that coefficient",
+                            name, coeff, fitted.steering.supported_coeffs)
+                self.status.note_unsupported(name, coeff)
+                continue
+            if scale is None and coeff != 0:
+                self.status.note_unsupported(name, coeff)
+                continue
+            effective = sign * coeff * (scale or 0.0)
+            if coeff == 0 and fitted.steering.c0_is_base:
+                frame, shared = base, True
+            else:
+                frame = self.evaluations.chunk(fitted.steering, fitted.key, effective, f"{name} c={coeff:+g}")
+                shared = False
+            chunks.append(frame.assign(method=name, coeff=coeff, effective_coeff=effective, shared_c0=shared))
+        return chunks
