@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from tabulate import tabulate
 
 from bench.agreement import pair_verdicts, rank_agreement
 from bench.models import model_slug
@@ -51,14 +52,14 @@ def latex_escape(text: str) -> str:
 
 def to_markdown(frame: pd.DataFrame, bold: set[tuple[int, str]] = frozenset()) -> str:
     cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for i, row in enumerate(frame.itertuples(index=False)):
-        cells = [f"**{v}**" if (i, c) in bold and v != "" else str(v) for c, v in zip(cols, row)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    rows = [[f"**{v}**" if (i, c) in bold and v != "" else str(v) for c, v in zip(cols, row)]
+            for i, row in enumerate(frame.itertuples(index=False))]
+    return tabulate(rows, headers=cols, tablefmt="github", disable_numparse=True) + "\n"
 
 
 def to_latex(frame: pd.DataFrame, bold: set[tuple[int, str]] = frozenset(), caption: str = "") -> str:
+    """booktabs LaTeX. Written here rather than by tabulate: its booktabs format escapes every cell, so a
+    bold cell cannot be marked, and its raw format has no booktabs rules."""
     cols = list(frame.columns)
     spec = "l" + "r" * (len(cols) - 1)
     out = [f"% {latex_escape(caption)}" if caption else "%", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
