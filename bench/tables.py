@@ -152,7 +152,7 @@ def cross_method_comparisons(out: Path, value: str, stats_by_column: dict[str, d
     for i, x in enumerate(columns):
         for y in columns[i + 1:]:
             sx, sy = stats_by_column[x], stats_by_column[y]
-            for subset, keep in (("all methods", lambda m: True),
+            for subset, keep in (("with an Effect on both", lambda m: math.isfinite(sx[m].effect * sy[m].effect)),
                                  ("in range on both", lambda m: sx[m].in_range and sy[m].in_range)):
                 names = [m for m in sx if m in sy and keep(m)]
                 agree = rank_agreement({m: sx[m].per_dilemma for m in names}, {m: sy[m].per_dilemma for m in names},
@@ -194,7 +194,7 @@ def cross_run_tables(run_dirs: list[Path], value: str, out: Path, seed: int = 0)
     frame["column"] = frame["model"].map(model_slug) + " (" + frame["strength"] + ")"
     if frame["column"].nunique() < len(run_dirs):
         frame["column"] = frame["column"] + " " + frame["run"]
-    shown_cols = ("Effect [95% CI]", "N common", "p (t, Holm)", "dNLL", "NaN c-/c+", "c*")
+    shown_cols = ("Effect [95% CI]", "N common", "p (t, Holm)", "dNLL (eval. half)", "NaN c-/c+", "c*")
     wide = pd.DataFrame(index=pd.Index(list(dict.fromkeys(frame["method"])), name="Method"))
     for column, group in frame.groupby("column", sort=False):
         for name in shown_cols:

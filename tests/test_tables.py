@@ -80,7 +80,7 @@ def test_cross_model_tables_set_two_models_side_by_side(tiny_model_dir, tiny_gem
     pairs = pd.read_csv(out / "cross_pairwise.csv")
     assert len(pairs) == 3 and set(pairs["Both models"]) <= {"agree", "disagree", "undecided"}
     agreement = pd.read_csv(out / "rank_agreement.csv")
-    assert agreement["Methods"].iloc[0] == "all methods (3)" and agreement["Kendall tau [95% CI]"].iloc[0][0] in "+-"
+    assert agreement["Methods"].iloc[0] == "with an Effect on both (3)" and agreement["Kendall tau [95% CI]"].iloc[0][0] in "+-"
 
 
 def test_a_run_whose_answers_all_fail_the_pmass_filter_is_reported_out_of_range(tiny_model_dir, small_data_dir,
