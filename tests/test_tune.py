@@ -4,12 +4,12 @@ import pytest
 
 
 def test_tune_reports_every_candidate(tiny_model_dir, small_data_dir, tmp_path, capsys, monkeypatch):
+    import bench.evaluations
     import bench.evaluator
-    import bench.runner
     from bench.tune import main
 
     # choosing defaults must never score a DailyDilemmas prompt
-    for module in (bench.evaluator, bench.runner):
+    for module in (bench.evaluator, bench.evaluations):
         monkeypatch.setattr(module, "dilemma_prompts", lambda *a, **k: pytest.fail("rendered a dilemma"))
     main(["--method", "repeng", "--grid", "layers=0", "layers=1", "--model", str(tiny_model_dir),
           "--data-dir", str(small_data_dir), "--kl-budget", "0.01", "--results-dir", str(tmp_path)])
