@@ -36,14 +36,13 @@ def rank_agreement(a: dict[str, pd.Series], b: dict[str, pd.Series], seed: int =
         return {"n_methods": len(methods), "methods": methods, "tau": math.nan, "ci_low": math.nan,
                 "ci_high": math.nan, "p": math.nan, "same_best": math.nan, "same_best_share": math.nan}
     ids = pd.Index(sorted(set().union(*(a[m].index for m in methods), *(b[m].index for m in methods))))
-    point = np.ones((1, len(ids)))
-    effect_a = _effects_under_draws({m: a[m] for m in methods}, ids, point)[0]
-    effect_b = _effects_under_draws({m: b[m] for m in methods}, ids, point)[0]
-    tau, p = sps.kendalltau(effect_a, effect_b)
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(len(ids), np.full(len(ids), 1 / len(ids)), size=n_boot).astype(float)
-    boot_a = _effects_under_draws({m: a[m] for m in methods}, ids, draws)
-    boot_b = _effects_under_draws({m: b[m] for m in methods}, ids, draws)
+    weights = np.vstack([np.ones((1, len(ids))), draws])  # row 0: the data as observed; then the draws
+    (effect_a, *boot_a), (effect_b, *boot_b) = (
+        _effects_under_draws({m: side[m] for m in methods}, ids, weights) for side in (a, b))
+    boot_a, boot_b = np.array(boot_a), np.array(boot_b)
+    tau, p = sps.kendalltau(effect_a, effect_b)
     taus = np.array([sps.kendalltau(x, y)[0] for x, y in zip(boot_a, boot_b)])
     taus = taus[np.isfinite(taus)]
     alpha = (1 - level) / 2

@@ -107,7 +107,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, args.data_dir)))
         return
-    torch.set_num_threads(torch.get_num_threads())
     results = {}
     for which in ("smollm2-135m", "qwen3-0.6b"):  # one process each: a clean peak RSS per model
         cmd = [sys.executable, "-m", "bench.projection", "--measure", which] + (

@@ -176,12 +176,12 @@ def cross_run_tables(run_dirs: list[Path], value: str, out: Path, seed: int = 0)
     """Across runs: per method, one column group per run (model, strength) with Effect [CI], N common,
     Holm p, c*, dNLL and NaN at the worse end; and per method an ablation table whose columns are the
     options that differ between its runs (e.g. InnerPiSSA rank / rotate-u / loss)."""
-    entries, per_run = [], {}
+    entries, stats_by_run = [], {}
     for run in run_dirs:
         rows, dilemmas, status = load_run(run)
         config = json.loads((run / "config.json").read_text())
         table, stats = method_table(rows, dilemmas, status, value, config.get("min_pmass", MIN_PMASS), seed)
-        per_run[run] = (config, stats)
+        stats_by_run[run] = stats
         shown, _ = main_display(table)
         for rec, disp in zip(table.to_dict("records"), shown.to_dict("records")):
             info = status.get(rec["method"], {})
@@ -204,7 +204,7 @@ def cross_run_tables(run_dirs: list[Path], value: str, out: Path, seed: int = 0)
     write_table(out, "cross_models", wide.reset_index(),
                 caption=f"{value}: the main statistics per run (one column group per model and strength)")
     columns = {run: next(iter(frame.loc[frame["path"] == str(run), "column"]), run.name) for run in run_dirs}
-    cross_method_comparisons(out, value, {columns[run]: stats for run, (_, stats) in per_run.items()}, seed)
+    cross_method_comparisons(out, value, {columns[run]: stats for run, stats in stats_by_run.items()}, seed)
     metrics = [k for k in ("effect", "ci_low", "ci_high", "n_common", "p_holm", "dnll", "gain") if k in frame]
     for method, group in frame.groupby("method"):
         if len(group) < 2:
