@@ -24,6 +24,7 @@ from bench.evaluator import continuation_logprobs
 from bench.models import LoadedModel
 from bench.pairs import NEUTRAL_INSTRUCTION
 from bench.steering import Steering
+from bench.store import stable_hash
 
 log = logging.getLogger(__name__)
 ALPHA = 0.05
@@ -37,9 +38,11 @@ def honesty_preference(loaded: LoadedModel, steering: Steering, coeff: float, co
     """
     system = steering.system_prompt(coeff, base_system)
     heads = [render(loaded.tokenizer, NEUTRAL_INSTRUCTION, s, system) for s in cont.suffixes]
+    key = ("honesty-preference", stable_hash([heads, cont.honest, cont.dishonest]), batch_size)
     with steering.apply(loaded.model, coeff) as model:
-        hs, hn = continuation_logprobs(model, loaded.tokenizer, heads, cont.honest, batch_size)
-        ds, dn = continuation_logprobs(model, loaded.tokenizer, heads, cont.dishonest, batch_size)
+        (hs, hn), (ds, dn) = loaded.steered_loop(steering, coeff, key, lambda: (
+            continuation_logprobs(model, loaded.tokenizer, heads, cont.honest, batch_size),
+            continuation_logprobs(model, loaded.tokenizer, heads, cont.dishonest, batch_size)))
     return hs / np.maximum(hn, 1) - ds / np.maximum(dn, 1)
 
 

@@ -53,6 +53,9 @@ class RunConfig:
     batch_size: int = setting(16, "prompts per forward pass (in the cache keys: it changes bf16 numerics)")
     prefix_cache: bool = setting(True, "run every prompt in full instead of sharing the template/situation prefix's "
                                  "KV cache (same scores to float tolerance)", flag="--no-prefix-cache")
+    layer_replay: bool = setting(True, "recompute the decoder layers below each steering's first steered layer on "
+                                 "every pass instead of replaying them from one unsteered pass (same numbers, bit "
+                                 "for bit; slower)", flag="--no-layer-replay")
     dtype: str = setting("auto", "auto (bf16), bf16, fp32, fp16")
     device: str = setting("auto", "auto, cpu, cuda, cuda:1 ...")
     target: str = setting(DEFAULT_TARGET, "value the table is about")
@@ -73,7 +76,7 @@ class RunConfig:
     def identity(self) -> dict:
         """What determines the results (not where they are written)."""
         d = dataclasses.asdict(self)
-        for k in ("results_dir", "run_name", "batch_size", "device", "prefix_cache"):
+        for k in ("results_dir", "run_name", "batch_size", "device", "prefix_cache", "layer_replay"):
             d.pop(k)
         return d
 

@@ -17,7 +17,7 @@ from bench.distributed import ProcessShard
 from bench.evaluator import dilemma_prompts, heldout_nll, score_prompts
 from bench.models import LoadedModel
 from bench.steering import Steering
-from bench.store import atomic_write_frame, cache_key, file_lock, read_cached_frame
+from bench.store import atomic_write_frame, cache_key, file_lock, read_cached_frame, stable_hash
 from bench.timing import StageClock
 
 
@@ -59,13 +59,16 @@ class EvaluationStore:
         self.work["evaluations"] += 1
         self.work["c0_evaluations"] += coeff == 0
         groups = self.rows["dilemma_idx"].tolist() if self.prefix_cache else None
+        shard = (self.shard.rank, self.shard.world)
+        loop = self.loaded.steered_loop
         with steering.apply(self.loaded.model, coeff) as steered:
             with self.clock("DailyDilemmas scoring"):
-                scores = score_prompts(steered, self.loaded.tokenizer, prompts, self.batch_size, desc,
-                                       on_forward=self.on_forward, groups=groups,
-                                       shard=(self.shard.rank, self.shard.world))
+                scores = loop(steering, coeff, ("dilemmas", stable_hash(prompts), self.batch_size, groups is None, shard),
+                              lambda: score_prompts(steered, self.loaded.tokenizer, prompts, self.batch_size, desc,
+                                                    on_forward=self.on_forward, groups=groups, shard=shard))
             with self.clock("held-out NLL"):
-                nll = heldout_nll(steered, self.loaded.tokenizer, system) if self.shard.main else float("nan")
+                nll = loop(steering, coeff, ("heldout-nll", system),
+                           lambda: heldout_nll(steered, self.loaded.tokenizer, system)) if self.shard.main else float("nan")
         idx = self.rows["idx"].to_numpy()[scores["row"].to_numpy()]
         return pd.DataFrame({"idx": idx, "logratio": scores["logratio"].to_numpy(),
                              "pmass": scores["pmass"].to_numpy(), "nll": nll})

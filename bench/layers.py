@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Iterable
 
 from bench.errors import SteerbenchError
 
@@ -84,3 +85,16 @@ def target_parent(model, target: str) -> tuple["torch.nn.Module", str]:
 def target_module(model, target: str) -> "torch.nn.Module":
     parent, leaf = target_parent(model, target)
     return getattr(parent, leaf)
+
+
+def lowest_layer(names: Iterable[str]) -> int | None:
+    """The lowest decoder-layer index among target names (``"12.mlp.down_proj"`` or peft's
+    ``"model.layers.12.mlp.down_proj"``); None when a name carries no layer index (it may sit outside the
+    decoder layers, e.g. the embeddings) or there are no names."""
+    found = []
+    for name in names:
+        match = re.match(r"(?:.*\blayers\.)?(\d+)\.", name)
+        if match is None:
+            return None
+        found.append(int(match.group(1)))
+    return min(found, default=None)

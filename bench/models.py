@@ -7,10 +7,12 @@ safetensors folder in the cache and afterwards loaded with the ordinary ``from_p
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Hashable, TypeVar
 
 import torch
 from transformers import (
@@ -23,6 +25,9 @@ from transformers import (
 from bench.errors import SteerbenchError
 from bench.hooks import contiguous_head_input, fp32_output_head
 from bench.packaged import PACKAGED, ensure_packaged_model
+from bench.replay import LayerReplay
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,17 @@ class LoadedModel:
     @property
     def n_layers(self) -> int:
         return self.model.config.num_hidden_layers
+
+    @functools.cached_property
+    def replay(self) -> LayerReplay:
+        """This model's record of unsteered hidden states, replayed below a steering's first layer."""
+        return LayerReplay(self.model)
+
+    def steered_loop(self, steering, coeff: float, key: Hashable, loop: Callable[[], T]) -> T:
+        """Run ``loop`` (forward passes of the model inside ``steering.apply(model, coeff)``) replaying the
+        layers below the steering's first steered layer from an unsteered recording of the same loop."""
+        first = None if coeff == 0 and steering.c0_is_base else steering.first_steered_layer()
+        return self.replay.run(first, key, loop)
 
 
 def pick_device(requested: str = "auto") -> torch.device:

@@ -34,7 +34,8 @@ def yes_no_probe(loaded: LoadedModel, steering: Steering, coeff: float, base_sys
     system = steering.system_prompt(coeff, base_system)
     prompts = [render(loaded.tokenizer, PROBE_TEMPLATE.format(question=q), ANSWER_PREFIX, system) for q, _ in questions]
     with steering.apply(loaded.model, coeff) as model:
-        scores = score_prompts(model, loaded.tokenizer, prompts, batch_size, desc=f"yes/no probe c={coeff:+.3g}")
+        scores = loaded.steered_loop(steering, coeff, ("yes/no probe", system, batch_size), lambda: score_prompts(
+            model, loaded.tokenizer, prompts, batch_size, desc=f"yes/no probe c={coeff:+.3g}"))
     logratio, pmass = scores["logratio"].to_numpy(), scores["pmass"].to_numpy()
     answered = np.isfinite(logratio) & (pmass >= min_pmass)
     truth = np.array([yes for _, yes in questions])[scores["row"].to_numpy()]

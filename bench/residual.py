@@ -37,6 +37,10 @@ class ResidualSteering(Steering):
             control.reset()
             control.unwrap()
 
+    def first_steered_layer(self) -> int | None:
+        # repeng adds to a layer's output: that layer's own input is still the unsteered one
+        return min(self.directions, default=None)
+
     def norms(self) -> dict[int, float]:
         return {k: float(np.linalg.norm(v)) for k, v in self.directions.items()}
 

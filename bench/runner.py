@@ -93,6 +93,7 @@ class Runner:
             check_target(dilemmas, cfg.target)
             self.dilemmas = select_subset(dilemmas, cfg.n_dilemmas, cfg.target, cfg.seed)
             self.loaded = load_model(cfg.model, cfg.dtype, cfg.device, cfg.trust_remote_code)
+            self.loaded.replay.enabled = cfg.layer_replay
             check_method_layers(self.options, self.loaded)  # every layer spec fits the model, before any fit
             self.pairs = make_pairs(self.loaded.tokenizer, cfg.n_pairs, cfg.seed, cfg.suffix_file)
         pairs_hash = stable_hash([(p.positive, p.negative) for p in self.pairs])
@@ -114,7 +115,7 @@ class Runner:
         return self
 
     def _count_forward(self) -> None:
-        self.forward_passes += 1
+        self.forward_passes += not self.loaded.replay.recording  # recording passes are partial forwards
 
     def _first_seed(self, name: str) -> int:
         return self.cfg.seeds[0] if self.method_classes[name].seeded else self.cfg.seed

@@ -58,6 +58,14 @@ class Steering(ABC):
         exit; yield the model to call. Default: no change (a method that only changes the prompt)."""
         return contextlib.nullcontext(model)
 
+    def first_steered_layer(self) -> int | None:
+        """The lowest decoder layer whose computation or output this steering changes; None when it may
+        change anything (the prompt, the embeddings, every weight). Every layer below it must compute what
+        the unsteered model computes: the harness then replays those layers' output from one unsteered
+        pass instead of recomputing them (``bench.replay``; same numbers, fewer FLOPs). A plugin that
+        leaves this at None is always correct, only slower."""
+        return None
+
     def system_prompt(self, coeff: float, base: str | None) -> str | None:
         """The system message to use at ``coeff``; identical to ``base`` unless the method prompts."""
         return base

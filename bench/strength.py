@@ -70,7 +70,7 @@ class KLProbe:
                 # only the positions that predict response tokens reach the LM head (left padding aligns ends)
                 keep = max(n_resp[i] for i in idx) + 1
                 logits = model(**batch, use_cache=False, logits_to_keep=keep).logits.float()
-                self.forward_passes += 1
+                self.forward_passes += not self.loaded.replay.recording  # a recording pass is not a KL evaluation
                 for row, i in enumerate(idx):
                     k = n_resp[i]
                     out[i] = torch.log_softmax(logits[row, -k - 1 : -1], dim=-1) if k > 0 else None
@@ -79,7 +79,8 @@ class KLProbe:
     def kl(self, steering: Steering, coeff: float) -> float:
         system = steering.system_prompt(coeff, DEFAULT_SYSTEM)
         with steering.apply(self.loaded.model, coeff) as model:
-            steered = self._logprobs(model, system)
+            steered = self.loaded.steered_loop(steering, coeff, ("kl-probe", system, self.batch_size),
+                                               lambda: self._logprobs(model, system))
         total, count = 0.0, 0
         for b, s in zip(self.base, steered):
             if b is None or s is None:

@@ -8,6 +8,7 @@ scale, so ``c=-1`` subtracts the learned delta and ``c=0`` is exactly the base m
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import ClassVar, Iterator
 
 from transformers import PreTrainedModel
 
-from bench.layers import DEFAULT_LAYERS, find_linear_targets, resolve_layers
+from bench.layers import DEFAULT_LAYERS, find_linear_targets, lowest_layer, resolve_layers
 from bench.steering import FitContext, Steering, SteeringMethod, option
 from bench.supervised import (
     FolderSteering,
@@ -47,6 +48,10 @@ class LoraSteering(FolderSteering):
             yield peft_model
         finally:
             peft_model.unload()  # the original Linears come back; nothing is merged
+
+    def first_steered_layer(self) -> int | None:
+        targets = json.loads((self.folder / "adapter_config.json").read_text()).get("target_modules")
+        return lowest_layer(targets) if isinstance(targets, list) else None  # "all-linear" etc.: anywhere
 
 
 

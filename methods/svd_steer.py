@@ -24,6 +24,7 @@ from bench.hooks import output_hooks
 from bench.layers import (
     DEFAULT_LAYERS,
     find_linear_targets,
+    lowest_layer,
     resolve_layers,
     target_module,
 )
@@ -46,6 +47,9 @@ class SVDSteering(Steering):
 
         with output_hooks(model, {t: hook_for(t) for t in self.factors}):
             yield model
+
+    def first_steered_layer(self) -> int | None:
+        return lowest_layer(self.factors)
 
     def save(self, path: Path) -> None:
         flat = {f"{t}|{k}": v.contiguous() for t, f in self.factors.items() for k, v in f.items()}

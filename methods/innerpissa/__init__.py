@@ -16,7 +16,7 @@ from typing import Iterator
 import pandas as pd
 from transformers import PreTrainedModel
 
-from bench.layers import find_linear_targets, resolve_layers
+from bench.layers import find_linear_targets, lowest_layer, resolve_layers
 from bench.models import LoadedModel
 from bench.steering import FitContext, Steering, SteeringMethod, option
 from bench.store import atomic_write_frame
@@ -35,6 +35,9 @@ class InnerPiSSASteering(Steering):
     def steer(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:
         with self.adapters.attached(model), self.adapters.coefficient(coeff):
             yield model
+
+    def first_steered_layer(self) -> int | None:
+        return lowest_layer(self.adapters.targets)
 
     def save(self, path: Path) -> None:
         self.adapters.save(path, {"info": self.info})

@@ -13,18 +13,21 @@ Per batch of pairs (interleaved honest, dishonest):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from dataclasses import dataclass
+from typing import ContextManager
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from bench.evaluator import encode, left_padded_batches, model_device
-from bench.layers import decoder_layers
+from bench.layers import decoder_layers, lowest_layer
 from bench.models import LoadedModel
 from bench.pairs import HonestyPair
+from bench.replay import Recording
 from methods.innerpissa.model import InnerPiSSAAdapters
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,10 @@ class TrainSettings:
     nll_tokens: int = 8  # last tokens of each prompt used for the coherence NLL
     sample_wise_direction: bool = True  # False: one dataset-level direction (first PC of the diffs)
     grad_clip: float = 1.0
+
+
+def _maybe(context, recording: Recording | None, **kwargs) -> ContextManager[None]:
+    return context(recording, **kwargs) if recording is not None else contextlib.nullcontext()
 
 
 def measurement_basis(loaded: LoadedModel, layer: int, rank: int) -> torch.Tensor:
@@ -111,6 +118,7 @@ def train(loaded: LoadedModel, adapters: InnerPiSSAAdapters, pairs: list[Honesty
             _, batch = next(left_padded_batches(ids, len(ids), tok.pad_token_id, device, sort=False))
             yield batch
 
+    first = lowest_layer(adapters.targets)
     global_dir = None
     if not settings.sample_wise_direction:
         global_dir = dataset_direction(loaded, adapters, pairs, basis, measure_layer, settings, make_batches(order))
@@ -121,7 +129,10 @@ def train(loaded: LoadedModel, adapters: InnerPiSSAAdapters, pairs: list[Honesty
         for epoch in range(settings.epochs):
             rng.shuffle(order)
             for batch in make_batches(order):
-                with torch.no_grad(), adapters.coefficient(0.0):
+                # The adapters start at layer `first`: the c=0 pass records what enters it, and the c=+-1 passes
+                # replay that instead of recomputing the layers below (the same numbers; bench.replay).
+                below = Recording(first) if first and loaded.replay.enabled else None
+                with torch.no_grad(), adapters.coefficient(0.0), _maybe(loaded.replay.record, below, full_pass=True):
                     h0, nll0 = _forward(model, batch, measure_layer, settings.nll_tokens)
                 diff0 = _pair_diffs(h0, basis, settings.loss_tokens)
                 if global_dir is None:
@@ -132,7 +143,7 @@ def train(loaded: LoadedModel, adapters: InnerPiSSAAdapters, pairs: list[Honesty
                 scale = delta0.abs().clamp(min=1e-6)
                 loss, step = 0.0, {"epoch": epoch}
                 for c in (-1.0, 1.0):
-                    with adapters.coefficient(c):
+                    with adapters.coefficient(c), _maybe(loaded.replay.replay, below):
                         h, nll = _forward(model, batch, measure_layer, settings.nll_tokens)
                     delta = (_pair_diffs(h, basis, settings.loss_tokens) * d).sum(-1).mean()
                     gain = c * (delta - delta0) / scale
