@@ -38,9 +38,6 @@ class Recording:
     hidden: list[torch.Tensor] = field(default_factory=list)
     tokens: list[torch.Tensor] = field(default_factory=list)
 
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.hidden + self.tokens)
-
 
 def _switched_off(index: int) -> Callable[..., torch.Tensor]:
     """A decoder layer's stand-in: returns its input, and grows the KV cache by one-wide placeholders so
@@ -81,9 +78,6 @@ class LayerReplay:
         with self.replay(recording):
             return loop()
 
-    def forget(self) -> None:
-        self._recordings.clear()
-
     def record(self, recording: Recording, full_pass: bool = False) -> ContextManager[None]:
         """Forward passes inside append to ``recording``; the layers from ``recording.layer`` on are switched
         off (the passes' outputs are placeholders) unless ``full_pass``, e.g. a training step's c=0 pass."""
@@ -100,7 +94,7 @@ class LayerReplay:
         # Recording switches off the layers from k on (their outputs are never used); replaying, those below k.
         off = range(k) if replay else range(k, k if full_pass else len(layers))
         saved = {i: layers[i].__dict__.get("forward") for i in off}
-        seen = {"tokens": 0, "hidden": 0}  # forwards replayed so far in this loop
+        done = [0]  # forwards of this loop replayed so far (the embeddings run before layer k in each)
         handles = []
 
         def on_tokens(module, args):
@@ -108,8 +102,7 @@ class LayerReplay:
             if not replay:
                 recording.tokens.append(tokens.clone())
                 return
-            i = seen["tokens"]
-            seen["tokens"] += 1
+            i = done[0]
             if i >= len(recording.tokens) or not torch.equal(recording.tokens[i], tokens):
                 raise SteerbenchError(f"layer replay: forward {i} of this loop has other tokens than the recorded "
                                       "one (the loop is not deterministic); rerun with --no-layer-replay")
@@ -119,8 +112,8 @@ class LayerReplay:
             if not replay:
                 recording.hidden.append(hidden.detach().clone())
                 return None
-            i = seen["hidden"]
-            seen["hidden"] += 1
+            i = done[0]
+            done[0] += 1
             if i >= len(recording.hidden):
                 raise SteerbenchError(f"layer replay: forward {i} of this loop was never recorded; "
                                       "rerun with --no-layer-replay")

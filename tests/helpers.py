@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import torch
 
 from bench.chat import DEFAULT_SYSTEM
@@ -28,3 +32,12 @@ def last_logits(runner: Runner, steering, coeff: float, n_prompts: int = 6) -> t
         for idx, batch in left_padded_batches(encode(tok, prompts), 4, tok.pad_token_id, torch.device("cpu")):
             out[idx] = model(**batch, logits_to_keep=1).logits[:, -1].float()
     return out
+
+
+def wide_window_copy(gemma_dir: Path, dest: Path) -> Path:
+    """A copy of the tiny Gemma3 whose sliding window (4096) is longer than every prompt, as Gemma-3-270M's
+    (512) is for DailyDilemmas: its sliding layers attend to everything and the shared-prefix path applies."""
+    shutil.copytree(gemma_dir, dest, dirs_exist_ok=True)
+    config = json.loads((dest / "config.json").read_text())
+    (dest / "config.json").write_text(json.dumps({**config, "sliding_window": 4096}))
+    return dest

@@ -7,7 +7,6 @@ template (every prompt is the plain-text fallback). A tiny random Gemma3 with th
 """
 
 import json
-import shutil
 from contextlib import nullcontext
 
 import numpy as np
@@ -21,7 +20,7 @@ from bench.models import load_model
 from bench.prefix_cache import PrefixPlan, supports_prefix_cache
 from bench.residual import ResidualSteering
 from methods import method_names
-from tests.helpers import tiny_runner
+from tests.helpers import tiny_runner, wide_window_copy
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +59,7 @@ def test_gemma3_scores_are_batch_invariant_and_the_prefix_path_falls_back(gemma,
 def test_gemma3_shares_prefixes_when_the_window_holds_every_prompt(tiny_gemma3_dir, small_data_dir, tmp_path):
     """Gemma-3-270M's window (512) is longer than every DailyDilemmas prompt (at most 156 tokens), so its
     sliding layers attend to everything and the shared-prefix path applies; it must give the same scores."""
-    wide = tmp_path / "wide-window"
-    shutil.copytree(tiny_gemma3_dir, wide)
-    config = json.loads((wide / "config.json").read_text())
-    (wide / "config.json").write_text(json.dumps({**config, "sliding_window": 4096}))
-    gemma = load_model(str(wide), dtype="fp32", device="cpu")
+    gemma = load_model(str(wide_window_copy(tiny_gemma3_dir, tmp_path / "wide-window")), dtype="fp32", device="cpu")
     rows = load_dilemmas(small_data_dir).rows
     groups = rows["dilemma_idx"].tolist()
     direction = np.random.default_rng(0).normal(size=gemma.model.config.hidden_size)

@@ -1,8 +1,6 @@
 """Layer replay (``bench.replay``): layers below a steering's first steered layer are replayed from one
 unsteered pass, and every number the harness computes through it is the same bit for bit."""
 
-import json
-import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from bench.layers import decoder_layers, lowest_layer
 from bench.models import load_model
 from bench.residual import ResidualSteering
 from bench.strength import KLProbe
-from tests.helpers import tiny_runner
+from tests.helpers import tiny_runner, wide_window_copy
 
 # Every built-in method that steers from a layer on, set to start at layer 1 of the tiny 3-layer Gemma3.
 FROM_LAYER_1 = {
@@ -33,11 +31,7 @@ def gemma_dir(request, tiny_gemma3_dir, tmp_path_factory):
     with a window longer than every prompt (the shared-prefix path, KV caches and all)."""
     if request.param == "window-16":
         return tiny_gemma3_dir
-    wide = tmp_path_factory.mktemp("wide-window")
-    shutil.copytree(tiny_gemma3_dir, wide, dirs_exist_ok=True)
-    config = json.loads((wide / "config.json").read_text())
-    (wide / "config.json").write_text(json.dumps({**config, "sliding_window": 4096}))
-    return wide
+    return wide_window_copy(tiny_gemma3_dir, tmp_path_factory.mktemp("wide-window"))
 
 
 def test_every_layer_steered_method_scores_the_same_with_replay(gemma_dir, small_data_dir, tmp_path):
