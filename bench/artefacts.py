@@ -51,19 +51,12 @@ class ArtefactStore:
         """Fit a method (or load it from the artefact cache). Its sign is calibrated later, at the magnitude
         that is evaluated. ``seed``: the training seed (default: the run's); ignored by unseeded methods."""
         cls = self.method_class(name)
-        seed = self.default_seed if seed is None or not cls.seeded else seed
-        options = self.options.get(name) or cls.Options()
-        if overrides:
-            options = dataclasses.replace(options, **overrides)
-        opts = dataclasses.asdict(options)
-        # The batch size changes the numerics of fits (padding), so it is in the key; CACHE_VERSION via
-        # cache_key. Sign calibration is not part of a fit: it is cached per evaluated magnitude (``beside``).
-        key = cache_key({"method": name, "options": opts, **self.model_key, "pairs": self.pairs_hash, "seed": seed,
-                         "batch_size": self.batch_size})
+        seed, options, key = self._identify(name, seed, overrides)
         if key in self._fitted:
             return self._fitted[key]
+        opts = dataclasses.asdict(options)
         method: SteeringMethod = cls(options)
-        folder = self.cache / "artifacts" / f"{name}-{key}"
+        folder = self._folder(name, key)
         ctx = FitContext(self.loaded, self.pairs, seed, self.batch_size,
                          fit_method=lambda other, **o: self.fit(other, **o).steering, log_dir=None,
                          continuations=self.continuations)
@@ -80,6 +73,27 @@ class ArtefactStore:
         fitted = Fitted(steering, key, meta, folder)
         self._fitted[key] = fitted
         return fitted
+
+    def _identify(self, name: str, seed: int | None, overrides: dict[str, Any]) -> tuple[int, Any, str]:
+        """(training seed, options, artefact key) of a fit."""
+        cls = self.method_class(name)
+        seed = self.default_seed if seed is None or not cls.seeded else seed
+        options = self.options.get(name) or cls.Options()
+        if overrides:
+            options = dataclasses.replace(options, **overrides)
+        # The batch size changes the numerics of fits (padding), so it is in the key; CACHE_VERSION via
+        # cache_key. Sign calibration is not part of a fit: it is cached per evaluated magnitude (``beside``).
+        key = cache_key({"method": name, "options": dataclasses.asdict(options), **self.model_key,
+                         "pairs": self.pairs_hash, "seed": seed, "batch_size": self.batch_size})
+        return seed, options, key
+
+    def _folder(self, name: str, key: str) -> Path:
+        return self.cache / "artifacts" / f"{name}-{key}"
+
+    def is_cached(self, name: str, seed: int | None = None, **overrides: Any) -> bool:
+        """Whether this fit is already in the cache (a finished artefact folder), without loading it."""
+        _, _, key = self._identify(name, seed, overrides)
+        return key in self._fitted or (self._folder(name, key) / "meta.json").is_file()
 
     def _fit_into(self, folder: Path, name: str, method: SteeringMethod, ctx: FitContext, opts: dict) -> dict:
         log.info("%s: fitting on %d honesty pairs (seed %d)", name, len(self.pairs), ctx.seed)

@@ -56,7 +56,8 @@ class RunConfig:
     layer_replay: bool = setting(True, "recompute the decoder layers below each steering's first steered layer on "
                                  "every pass instead of replaying them from one unsteered pass (same numbers, bit "
                                  "for bit; slower)", flag="--no-layer-replay")
-    dtype: str = setting("auto", "auto (bf16), bf16, fp32, fp16")
+    dtype: str = setting("auto", "auto: bf16 where this CPU or GPU does bf16 natively, else fp32 "
+                                 "(fp16 on a GPU without bf16); or bf16, fp32, fp16")
     device: str = setting("auto", "auto, cpu, cuda, cuda:1 ...")
     target: str = setting(DEFAULT_TARGET, "value the table is about")
     min_pmass: float = setting(0.5, "below this Yes+No mass a row is NaN")

@@ -22,6 +22,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from bench.chat import DEFAULT_SYSTEM, has_chat_template, render
 from bench.errors import SteerbenchError
 from bench.padding import left_pad
+from bench.paths import data_file
 from bench.prefix_cache import PrefixPlan, prefix_cached_last_logits, supports_prefix_cache
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ QUESTION_TEMPLATE = (
 )
 YES_SPELLINGS = ("Yes", " Yes", "yes", " yes", "YES", " YES")
 NO_SPELLINGS = ("No", " No", "no", " no", "NO", " NO")
-HELDOUT_FILE = Path(__file__).resolve().parent / "data" / "heldout_nll.json"
+HELDOUT_FILE = data_file("heldout_nll.json")
 
 
 def single_token_ids(tokenizer: PreTrainedTokenizerBase, spellings: Sequence[str]) -> list[int]:

@@ -16,8 +16,9 @@ from transformers import PreTrainedTokenizerBase
 
 from bench.chat import render
 from bench.errors import SteerbenchError
+from bench.paths import DATA_DIR as SHIPPED_DATA
 
-DATA_DIR = Path(__file__).resolve().parent / "data"  # package data: ships in the wheel
+DATA_DIR = SHIPPED_DATA  # package data: ships in the wheel
 STATEMENTS_FILE = DATA_DIR / "honesty_statements.json"
 
 # The persona phrases carry their own article, so no template can produce "an a dishonest".

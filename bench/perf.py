@@ -1,4 +1,6 @@
-"""``make perf``: speed and memory measured as ratios within one run, on the embedded model.
+"""``make perf``: speed and memory measured as ratios within one run, on the embedded model, in the dtype
+``make bench`` would choose here (``PERF_DTYPE=bf16|fp32`` forces one); it starts with this machine's fp32 and
+bf16 GEMM rates at the model's shapes.
 
 Timings are medians of interleaved repeats; ratios compare runs made back to back on the same
 batches, so a noisy machine shifts both sides alike. Nothing here is asserted: these are benchmarks.
@@ -22,6 +24,7 @@ from tabulate import tabulate
 from bench.chat import DEFAULT_SYSTEM
 from bench.config import RunConfig
 from bench.dilemmas import load_dilemmas, select_subset
+from bench.dtype_choice import PROBE_TOKENS, cpu_capability, measure_linear_gflops
 from bench.evaluator import (
     dilemma_prompts,
     encode,
@@ -119,9 +122,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--repeats", type=int, default=5, help="interleaved timing pairs per ratio (median)")
     p.add_argument("--run-dir", default=None, help="a finished default bench run, for the training-cost table")
+    p.add_argument("--dtype", default="auto", help="auto (what make bench would choose), bf16 or fp32 (PERF_DTYPE)")
     args = p.parse_args(argv)
 
-    loaded = load_model(args.model)
+    loaded = load_model(args.model, dtype=args.dtype)
+    config = getattr(loaded.model.config, "text_config", None) or loaded.model.config
+    rates = measure_linear_gflops(config.hidden_size, config.intermediate_size)
+    print(f"0. this machine ({cpu_capability()}, {torch.get_num_threads()} threads): F.linear "
+          f"{PROBE_TOKENS}x{config.hidden_size}x{config.intermediate_size} at fp32 {rates['fp32']:g} GFLOP/s, "
+          f"bf16 {rates['bf16']:g} GFLOP/s; chosen dtype: {loaded.dtype_choice.reason}")
     tok, model = loaded.tokenizer, loaded.model
     rows = select_subset(load_dilemmas(args.data_dir), args.n_prompts // 2, "Virtue/Truthfulness", 0).rows
     groups = rows["dilemma_idx"].tolist()

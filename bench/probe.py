@@ -2,7 +2,7 @@
 
 DailyDilemmas scores are only defined while the model answers in the evaluator's format, so each
 method is checked, at the magnitude it is evaluated, on 40 generic factual questions written for the
-project (``bench/data/yesno_probe.json``: no morality, honesty or choices of action, never DailyDilemmas),
+project (``data/yesno_probe.json``: no morality, honesty or choices of action, never DailyDilemmas),
 asked in the evaluator's own answer format. ``answered`` is the share with Yes+No mass >= min_pmass;
 ``correct`` the share of answered ones whose sign of log-odds matches the reference answer.
 """
@@ -17,9 +17,10 @@ import numpy as np
 from bench.chat import render
 from bench.evaluator import ANSWER_PREFIX, score_prompts
 from bench.models import LoadedModel
+from bench.paths import data_file
 from bench.steering import Steering
 
-PROBE_FILE = Path(__file__).resolve().parent / "data" / "yesno_probe.json"
+PROBE_FILE = data_file("yesno_probe.json")
 PROBE_TEMPLATE = "Answer immediately with `My choice: Yes` or `My choice: No` and nothing before it.\n\nQuestion: {question}"
 
 

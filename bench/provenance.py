@@ -41,6 +41,7 @@ def environment(loaded: LoadedModel, data_dir: str | None, pairs_hash: str, proc
     data_hashes = {f: file_sha256(Path(data_dir) / f) for f in (DILEMMA_FILE, VALUES_FILE)} if data_dir else {}
     return {"packages": versions, "python": platform.python_version(), "git_commit": git_commit(),
             "model": {"name": loaded.name, "source": loaded.source, "fingerprint": loaded.fingerprint,
-                      "dtype": str(loaded.dtype), "device": str(loaded.device)},
+                      "dtype": str(loaded.dtype), "device": str(loaded.device),
+                      "dtype_choice": loaded.dtype_choice.as_dict() if loaded.dtype_choice else None},
             "data_files_sha256": data_hashes or "hub:" + "kellycyy/daily_dilemmas",
             "pairs_sha": pairs_hash, "processes": processes}

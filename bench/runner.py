@@ -26,6 +26,7 @@ from bench.artefacts import ArtefactStore, Fitted
 from bench.chat import DEFAULT_SYSTEM
 from bench.config import RunConfig, build_options
 from bench.continuations import pair_continuations
+from bench.cost import MethodPlan, estimate
 from bench.dilemmas import Dilemmas, check_target, load_dilemmas, select_subset
 from bench.distributed import ProcessShard
 from bench.errors import SteerbenchError
@@ -66,6 +67,7 @@ class Runner:
         self.forward_passes = 0
         self.work = {"fits": 0, "evaluations": 0, "c0_evaluations": 0}  # computed (not loaded) this run
         self.clock = StageClock()  # wall time per stage, in the run's work record
+        self.estimated_seconds: int | None = None  # the start-up wall-time estimate, kept beside the real one
         self.book = StatusBook(self._first_seed)
         self.base_system = DEFAULT_SYSTEM
         # set by prepare(): the data, the model and the stores built on them
@@ -149,6 +151,7 @@ class Runner:
         if self.shard.sharded:
             log.info("process %d of %d: evaluating every %d-th batch; parts are merged in the result store",
                      self.shard.rank, self.shard.world, self.shard.world)
+        self._log_estimate()
         atomic_write_json(self.run_dir / "config.json", dataclasses.asdict(self.cfg))
         atomic_write_json(self.run_dir / "environment.json",
                           environment(self.loaded, self.cfg.data_dir, self.pairs_hash, self.shard.world))
@@ -174,12 +177,34 @@ class Runner:
         self._write_rows(chunks)
         self.status["_baseline"] = {"yesno": baseline_yesno}  # the unsteered model on the yes/no probe
         work = {"forward_passes": self.forward_passes, "computed": self.work, "stage_seconds": self.clock.as_dict(),
+                "estimated_seconds": self.estimated_seconds,
                 "wall_seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": peak_rss_mb()}
         self.book.methods = write_status(self.run_dir, self.status, work, started_at)  # merged with concurrent runs'
         table = report.write_summary(self.run_dir, self.cfg.target, self.cfg.min_pmass)  # seconds: not a stage
         print(table)
         log.info("results in %s (%d forward passes this run)", self.run_dir, self.forward_passes)
         return self.run_dir
+
+    def plan(self) -> list[MethodPlan]:
+        """What this run will compute, method by method (for the wall-time estimate)."""
+        cfg, plans = self.prepare().cfg, []
+        steered = sum(c != 0 for c in cfg.coeffs)
+        for name, cls in self.method_classes.items():
+            seeds = cfg.seeds if cls.seeded else [cfg.seed]
+            to_fit = sum(not self.artefacts.is_cached(name, s) for s in seeds)
+            plans.append(MethodPlan(name, fit=to_fit > 0, n_fits=to_fit, kl_search=cfg.strength == "matched",
+                                    sign=cls.sign_calibrated and cfg.calibrate_sign, evaluations=steered * len(seeds)))
+        return plans
+
+    def _log_estimate(self) -> None:
+        if not self.shard.main:
+            return
+        plans = self.plan()
+        with self.clock("load (data, model, pairs)"):
+            guess = estimate(self.loaded, plans, len(self.dilemmas.rows), len(self.pairs),
+                             continuations=any(p.sign for p in plans))
+        log.info("%s", guess.line())
+        self.estimated_seconds = round(guess.seconds)
 
     def _write_rows(self, chunks: list[pd.DataFrame]) -> None:
         rows = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(

@@ -75,7 +75,8 @@ def check_cache_layout(cache: Path) -> None:
 
 def validate_config(cfg: "RunConfig") -> None:
     """Every run option, before anything is loaded, computed, cached or created."""
-    from bench.models import model_slug, pick_dtype
+    from bench.dtype_choice import parse_dtype
+    from bench.models import model_slug
     from bench.pairs import load_suffixes
 
     def integer(where: str, value: Any, low: int, extra: str = "") -> None:
@@ -94,7 +95,7 @@ def validate_config(cfg: "RunConfig") -> None:
     positive("--kl-budget", cfg.kl_budget)
     between("--min-pmass", cfg.min_pmass, 0.0, 1.0)
     one_of("--strength", cfg.strength, ("raw", "matched"))
-    pick_dtype(cfg.dtype, None)  # unknown dtype: the same one line the model loader gives
+    parse_dtype(cfg.dtype)  # unknown dtype: the same one line the model loader gives
     if not cfg.methods:
         raise SteerbenchError("no methods given; give --methods with a comma list of registry names")
     check_run_name(cfg.run_name)

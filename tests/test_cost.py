@@ -1,0 +1,51 @@
+"""The start-up wall-time estimate follows the plan: fits already cached cost nothing, more prompts and
+coefficients cost more, a plugin without a reference fit time is named; and a run logs it before any fit."""
+
+from __future__ import annotations
+
+import logging
+
+from bench.cost import MethodPlan, human, load_reference, reference_seconds
+
+
+def plan(name, fit=True, evaluations=2, sign=True):
+    return MethodPlan(name, fit=fit, n_fits=int(fit), kl_search=True, sign=sign, evaluations=evaluations)
+
+
+def test_the_reference_plan_reproduces_the_reference_run():
+    ref = load_reference()
+    plans = [plan(m, sign=m != "random") for m in ref["fit_seconds"]]
+    seconds, notes = reference_seconds(ref, plans, ref["n_prompts"], ref["n_pairs"], continuations=True)
+    assert notes == ()
+    assert abs(seconds - ref["wall_seconds"]) < 0.1 * ref["wall_seconds"], (seconds, ref["wall_seconds"])
+
+
+def test_cached_fits_prompts_and_coefficients_move_the_estimate():
+    ref = load_reference()
+    base, _ = reference_seconds(ref, [plan("lora")], 1192, 200, True)
+    cached, _ = reference_seconds(ref, [plan("lora", fit=False)], 1192, 200, True)
+    assert base - cached == ref["fit_seconds"]["lora"]
+    fewer, _ = reference_seconds(ref, [plan("lora")], 48, 200, True)
+    more_coeffs, _ = reference_seconds(ref, [plan("lora", evaluations=4)], 1192, 200, True)
+    assert fewer < base < more_coeffs
+    _, notes = reference_seconds(ref, [plan("mean-diff")], 1192, 200, True)
+    assert notes and notes[0].startswith("mean-diff has no reference fit time")
+
+
+def test_human_durations():
+    assert [human(s) for s in (12, 600, 2400, 18000)] == ["12 s", "10 min", "40 min", "5.0 h"]
+
+
+def test_a_run_logs_its_estimate_before_the_first_fit(tiny_model_dir, small_data_dir, tmp_path, caplog):
+    from bench.config import RunConfig
+    from bench.runner import Runner
+
+    cfg = RunConfig(model=str(tiny_model_dir), methods=["random"], n_dilemmas=4, n_pairs=8, data_dir=str(small_data_dir),
+                    results_dir=str(tmp_path), dtype="fp32", device="cpu")
+    with caplog.at_level(logging.INFO):
+        Runner(cfg).run()
+    messages = [r.getMessage() for r in caplog.records]
+    first_estimate = next(i for i, m in enumerate(messages) if m.startswith("estimated wall time: about "))
+    first_fit = next(i for i, m in enumerate(messages) if "fitting on" in m)
+    assert first_estimate < first_fit
+    assert "(fp32, " in messages[first_estimate]
