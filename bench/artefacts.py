@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from bench.code_hash import method_code_hash
 from bench.distributed import single_process_env
 from bench.models import LoadedModel
 from bench.pairs import HonestyPair
@@ -51,7 +52,7 @@ class ArtefactStore:
         """Fit a method (or load it from the artefact cache). Its sign is calibrated later, at the magnitude
         that is evaluated. ``seed``: the training seed (default: the run's); ignored by unseeded methods."""
         cls = self.method_class(name)
-        seed, options, key = self._identify(name, seed, overrides)
+        seed, options, key, provenance = self._identify(name, seed, overrides)
         if key in self._fitted:
             return self._fitted[key]
         opts = dataclasses.asdict(options)
@@ -67,15 +68,16 @@ class ArtefactStore:
                 meta, steering = cached
                 log.info("%s: reusing fitted artefacts %s", name, folder.name)
             else:
-                meta = self._fit_into(folder, name, method, ctx, opts)
+                self._say_why_refit(name, provenance["config_key"])
+                meta = self._fit_into(folder, name, method, ctx, {"options": opts, **provenance})
                 ctx.log_dir = folder
                 steering = method.load(folder, ctx)
         fitted = Fitted(steering, key, meta, folder)
         self._fitted[key] = fitted
         return fitted
 
-    def _identify(self, name: str, seed: int | None, overrides: dict[str, Any]) -> tuple[int, Any, str]:
-        """(training seed, options, artefact key) of a fit."""
+    def _identify(self, name: str, seed: int | None, overrides: dict[str, Any]) -> tuple[int, Any, str, dict]:
+        """(training seed, options, artefact key, {config_key, code_hash}) of a fit."""
         cls = self.method_class(name)
         seed = self.default_seed if seed is None or not cls.seeded else seed
         options = self.options.get(name) or cls.Options()
@@ -83,19 +85,33 @@ class ArtefactStore:
             options = dataclasses.replace(options, **overrides)
         # The batch size changes the numerics of fits (padding), so it is in the key; CACHE_VERSION via
         # cache_key. Sign calibration is not part of a fit: it is cached per evaluated magnitude (``beside``).
-        key = cache_key({"method": name, "options": dataclasses.asdict(options), **self.model_key,
-                         "pairs": self.pairs_hash, "seed": seed, "batch_size": self.batch_size})
-        return seed, options, key
+        config = {"method": name, "options": dataclasses.asdict(options), **self.model_key, "pairs": self.pairs_hash,
+                  "seed": seed, "batch_size": self.batch_size}
+        # The plugin's own source is in the key too: an edited plugin refits by itself (bench.code_hash).
+        # config_key, the key without it, finds the same fit made from other source (for the log line).
+        code = method_code_hash(cls)
+        return seed, options, cache_key({**config, "code": code}), {"config_key": cache_key(config), "code_hash": code}
+
+    def _say_why_refit(self, name: str, config_key: str) -> None:
+        """Log when the same fit is cached from another version of the plugin's code."""
+        for meta_file in (self.cache / "artifacts").glob(f"{name}-*/meta.json"):
+            try:
+                if json.loads(meta_file.read_text()).get("config_key") == config_key:
+                    log.info("refitting %s: its code changed (the cached fit %s came from other source)",
+                             name, meta_file.parent.name)
+                    return
+            except (OSError, ValueError):
+                continue
 
     def _folder(self, name: str, key: str) -> Path:
         return self.cache / "artifacts" / f"{name}-{key}"
 
     def is_cached(self, name: str, seed: int | None = None, **overrides: Any) -> bool:
         """Whether this fit is already in the cache (a finished artefact folder), without loading it."""
-        _, _, key = self._identify(name, seed, overrides)
+        key = self._identify(name, seed, overrides)[2]
         return key in self._fitted or (self._folder(name, key) / "meta.json").is_file()
 
-    def _fit_into(self, folder: Path, name: str, method: SteeringMethod, ctx: FitContext, opts: dict) -> dict:
+    def _fit_into(self, folder: Path, name: str, method: SteeringMethod, ctx: FitContext, identity: dict) -> dict:
         log.info("%s: fitting on %d honesty pairs (seed %d)", name, len(self.pairs), ctx.seed)
         self.work["fits"] += 1
         start = time.perf_counter()
@@ -105,7 +121,7 @@ class ArtefactStore:
             ctx.log_dir = tmp
             with single_process_env(), self.clock("fit"):  # a trainer must not join the launcher's group
                 steering = method.fit(ctx)
-            meta = {"method": name, "options": opts, "seed": ctx.seed,
+            meta = {"method": name, **identity, "seed": ctx.seed,
                     "fit_seconds": round(time.perf_counter() - start, 2), "n_pairs": len(self.pairs),
                     "peak_rss_mb": peak_rss_mb(), "describe": steering.describe()}
             steering.save(tmp)
