@@ -21,7 +21,7 @@ PERF_RUN   ?= $(wildcard results/smollm2-135m/default)
 PERF_DTYPE ?= auto
 ARGS       ?=
 
-.PHONY: install install-gemma bench test lock list tables perf precision projection
+.PHONY: install install-gemma bench smoke test lock list tables perf precision projection
 
 install: $(STAMP)
 
@@ -45,6 +45,11 @@ bench: $(STAMP)
 		$(if $(N_DILEMMAS),--n-dilemmas $(N_DILEMMAS)) --seed $(SEED) --seeds $(SEEDS) \
 		--strength $(STRENGTH) --kl-budget $(KL_BUDGET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
+# the first thing to run: two methods on 16 dilemmas, a couple of minutes on 2 CPU cores
+smoke: $(STAMP)
+	$(PY) -m bench run --model $(MODEL) --methods prompting,repeng --n-dilemmas 16 --run-name smoke \
+		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+
 test: $(STAMP)
 	$(PY) -m ruff check bench methods tests
 	$(PY) -m pytest
@@ -54,9 +59,10 @@ lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | grep -v -i -e '^gemma3-270m' -e '^steerbench' \
 		| sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.txt
 
-# make tables RUN=results/smollm2-135m/<run>   (several runs: RUN="a b", or a glob)
+# make tables RUN=results/smollm2-135m/<run>   (several runs: RUN="a b", or a glob; OUT: their cross-run tables)
+OUT ?= results/tables
 tables: $(STAMP)
-	$(PY) -m bench tables $(wildcard $(RUN))
+	$(PY) -m bench tables $(wildcard $(RUN)) --out $(OUT)
 
 # speed and memory ratios, measured in one run (a benchmark, not a test); PERF_RUN: a finished bench run
 perf: $(STAMP)

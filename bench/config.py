@@ -68,6 +68,8 @@ class RunConfig:
                             choices=("matched", "raw"))
     kl_budget: float = setting(0.1, "nats/token on held-out neutral text, for --strength matched")
     trust_remote_code: bool = setting(False, "allow model code from the hub (off by default)")
+    tables: bool = setting(True, "write only the summary at the end, not tables/ and plots/ (make tables RUN=... "
+                           "writes them later from the rows)", flag="--no-tables")
     method_options: dict[str, dict[str, Any]] = setting(factory=dict, flag="")  # --METHOD.OPTION VALUE, parsed apart
 
     @property
@@ -77,7 +79,7 @@ class RunConfig:
     def identity(self) -> dict:
         """What determines the results (not where they are written)."""
         d = dataclasses.asdict(self)
-        for k in ("results_dir", "run_name", "batch_size", "device", "prefix_cache", "layer_replay"):
+        for k in ("results_dir", "run_name", "batch_size", "device", "prefix_cache", "layer_replay", "tables"):
             d.pop(k)
         return d
 

@@ -80,17 +80,18 @@ def measure_linear_gflops(hidden: int, intermediate: int, tokens: int = PROBE_TO
     return rates
 
 
-def _machine_key(hidden: int, intermediate: int) -> str:
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's marketing name where Linux says it, else what platform knows."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def _machine_key(hidden: int, intermediate: int) -> str:
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
-    return (f"{platform.node()}|{cpu}|torch {torch.__version__}|{cpu_capability()}|onednn {isa}|"
+    return (f"{platform.node()}|{cpu_model()}|torch {torch.__version__}|{cpu_capability()}|onednn {isa}|"
             f"threads {torch.get_num_threads()}|{hidden}x{intermediate}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -117,7 +118,8 @@ def at_most(label: str, value: float, target: float) -> Measure:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.perf")
     p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--data-dir", required=True)
+    p.add_argument("--data-dir", default=os.environ.get("STEERBENCH_DATA_DIR"),
+                   help="folder with the two DailyDilemmas CSVs (default: $STEERBENCH_DATA_DIR, else the hub)")
     p.add_argument("--n-prompts", type=int, default=96)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--repeats", type=int, default=5, help="interleaved timing pairs per ratio (median)")

@@ -12,6 +12,7 @@ a small coefficient) under several numerical set-ups and prints how far they are
 from __future__ import annotations
 
 import argparse
+import os
 import types
 
 import numpy as np
@@ -44,7 +45,8 @@ def on_grid(delta: np.ndarray, tol: float = 1e-6) -> float:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.precision")
     p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--data-dir", required=True)
+    p.add_argument("--data-dir", default=os.environ.get("STEERBENCH_DATA_DIR"),
+                   help="folder with the two DailyDilemmas CSVs (default: $STEERBENCH_DATA_DIR, else the hub)")
     p.add_argument("--n-dilemmas", type=int, default=64)
     p.add_argument("--coeff", type=float, default=1.0, help="steering coefficient of the random residual direction")
     args = p.parse_args(argv)

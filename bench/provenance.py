@@ -44,4 +44,17 @@ def environment(loaded: LoadedModel, data_dir: str | None, pairs_hash: str, proc
                       "dtype": str(loaded.dtype), "device": str(loaded.device),
                       "dtype_choice": loaded.dtype_choice.as_dict() if loaded.dtype_choice else None},
             "data_files_sha256": data_hashes or "hub:" + "kellycyy/daily_dilemmas",
-            "pairs_sha": pairs_hash, "processes": processes}
+            "pairs_sha": pairs_hash, "processes": processes, "machine": machine()}
+
+
+def machine() -> dict:
+    """What ran it: CPU model, torch's CPU capability, cores and threads, and the GPU where there is one."""
+    import os
+
+    import torch
+
+    from bench.dtype_choice import cpu_capability, cpu_model
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"cpu": cpu_model(), "capability": cpu_capability(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "gpu": gpu}

@@ -182,7 +182,12 @@ class Runner:
         self.book.methods = write_status(self.run_dir, self.status, work, started_at)  # merged with concurrent runs'
         table = report.write_summary(self.run_dir, self.cfg.target, self.cfg.min_pmass)  # seconds: not a stage
         print(table)
-        log.info("results in %s (%d forward passes this run)", self.run_dir, self.forward_passes)
+        if self.cfg.tables:  # every table and plot, from the rows just written (what make tables rebuilds)
+            from bench.tables import build_tables
+
+            build_tables(self.run_dir, self.cfg.target, self.cfg.min_pmass)
+        log.info("results in %s (%d forward passes this run%s)", self.run_dir, self.forward_passes,
+                 "; tables/ and plots/ beside the rows" if self.cfg.tables else "")
         return self.run_dir
 
     def plan(self) -> list[MethodPlan]:

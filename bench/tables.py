@@ -40,7 +40,7 @@ from bench.report import (
     value_effects,
 )
 from bench.stats import MIN_PMASS, common_only, dilemma_scores
-from bench.store import atomic_write_frame, atomic_write_text
+from bench.store import atomic_write_frame, atomic_write_json, atomic_write_text
 
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -217,4 +217,5 @@ def cross_run_tables(run_dirs: list[Path], value: str, out: Path, seed: int = 0)
                            group[["model", "run"] + metrics].reset_index(drop=True)], axis=1)
         write_table(out, f"ablation_{method}", table, caption=f"{method} ablation on {value}: options that differ "
                     f"(p Holm-adjusted within each run's table)")
+    atomic_write_json(out / "sources.json", {"runs": [str(r) for r in run_dirs], "value": value})  # results/README
     return out

@@ -18,7 +18,7 @@ def tiny_runner(tiny_model_dir, data_dir, results_dir, methods=("prompting", "ra
     cfg = RunConfig(model=str(tiny_model_dir), methods=list(methods), n_dilemmas=kw.pop("n_dilemmas", 6),
                     n_pairs=kw.pop("n_pairs", 12), data_dir=str(data_dir), results_dir=str(results_dir),
                     dtype="fp32", device="cpu", min_pmass=kw.pop("min_pmass", 0.0), batch_size=4,
-                    strength=kw.pop("strength", "raw"), **kw)
+                    strength=kw.pop("strength", "raw"), tables=kw.pop("tables", False), **kw)
     return Runner(cfg)
 
 
