@@ -21,7 +21,7 @@ PERF_RUN   ?= $(wildcard results/smollm2-135m/default)
 PERF_DTYPE ?= auto
 ARGS       ?=
 
-.PHONY: install install-gemma bench smoke test lock list tables perf precision projection
+.PHONY: install install-gemma bench smoke tune test lock list tables perf precision projection
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ bench: $(STAMP)
 # the first thing to run: two methods on 16 dilemmas, a couple of minutes on 2 CPU cores
 smoke: $(STAMP)
 	$(PY) -m bench run --model $(MODEL) --methods prompting,repeng --n-dilemmas 16 --run-name smoke \
+		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+
+# the fair protocol: every method's grid candidates fitted and scored on dev dilemmas; writes data/tuned/<model>.json
+tune: $(STAMP)
+	$(PY) -m bench tune --model $(MODEL) --methods $(METHODS) --kl-budget $(KL_BUDGET) \
 		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
 test: $(STAMP)

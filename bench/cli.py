@@ -27,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Method options: --METHOD.OPTION VALUE (e.g. --repeng.layers 0.4:0.8); see `python -m bench list`.",
     )
     add_run_arguments(run)
+    tune = sub.add_parser("tune", help="the fair protocol: fit the grid's K candidates per method, score them on "
+                                       "dev dilemmas only, pick each method's by the grid's fixed rule")
+    add_run_arguments(tune)
+    tune.add_argument("--grid", default=None, help="tuning grid file (default: data/tuning_grid.json)")
     sub.add_parser("list", help="list registered methods and their options")
     tab = sub.add_parser("tables", help="rebuild every table and plot of finished runs (no model loaded)")
     tab.add_argument("run_dirs", nargs="+")
@@ -115,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             check_run_folder(args.run_dir)
             print(write_summary(Path(args.run_dir), args.value))
             return 0
+        if args.command == "tune":
+            return _tune(args, extra)
         cfg = config_from_args(args, extra)
         return _run(cfg)
     except SteerbenchError as exc:
@@ -157,6 +163,21 @@ def _run(cfg: RunConfig) -> int:
         if handler is not None:
             logging.getLogger().removeHandler(handler)
             handler.close()
+
+
+def _tune(args: argparse.Namespace, extra: list[str]) -> int:
+    from bench.tuning import GRID_FILE, load_grid, tune
+
+    grid = load_grid(Path(args.grid) if args.grid else GRID_FILE)  # a bad grid: one line, before any work
+    cfg = config_from_args(args, extra)
+    table, tuned = tune(cfg, grid)
+    chosen = table[table["chosen"]]
+    for method in table["method"].unique():
+        pick = chosen[chosen["method"] == method]
+        print(f"{method:12s} " + (f"chosen: {pick['candidate'].iloc[0]} (dev Effect {pick['effect'].iloc[0]:.3f})"
+                                   if len(pick) else "no candidate in range on dev: built-in defaults"))
+    print(f"tuning table in {Path(cfg.results_dir) / 'tuning'}; tuned defaults written to {tuned}")
+    return 0
 
 
 def _log_path(run_dir: Path) -> Path:

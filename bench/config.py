@@ -10,6 +10,7 @@ from typing import Any
 from bench.dilemmas import DEFAULT_TARGET
 from bench.errors import SteerbenchError
 from bench.models import EMBEDDED_ALIAS
+from bench.split import SPLITS
 
 DEFAULT_N_DILEMMAS = None  # every dilemma that carries the target value (596 for Virtue/Truthfulness)
 
@@ -60,6 +61,8 @@ class RunConfig:
                                  "(fp16 on a GPU without bf16); or bf16, fp32, fp16")
     device: str = setting("auto", "auto, cpu, cuda, cuda:1 ...")
     target: str = setting(DEFAULT_TARGET, "value the table is about")
+    split: str = setting("test", "which dilemmas to score: test (what every table reports), dev (what tuning sees: "
+                         "a seeded, stratified quarter of the target's dilemmas), or all", choices=SPLITS)
     min_pmass: float = setting(0.5, "below this Yes+No mass a row is NaN")
     calibrate_sign: bool = setting(True, "apply every method's sign as fitted (+1) instead of calibrating it on the "
                                    "training pairs", flag="--no-sign-calibration")
@@ -68,6 +71,9 @@ class RunConfig:
                             choices=("matched", "raw"))
     kl_budget: float = setting(0.1, "nats/token on held-out neutral text, for --strength matched")
     trust_remote_code: bool = setting(False, "allow model code from the hub (off by default)")
+    tuned: str = setting("auto", "method defaults: auto (data/tuned/<model>.json, made by make tune, when it exists; "
+                         "else the built-in defaults, marked untuned), none (built-in), or a tuned-defaults file; "
+                         "--METHOD.OPTION still wins")
     tables: bool = setting(True, "write only the summary at the end, not tables/ and plots/ (make tables RUN=... "
                            "writes them later from the rows)", flag="--no-tables")
     method_options: dict[str, dict[str, Any]] = setting(factory=dict, flag="")  # --METHOD.OPTION VALUE, parsed apart

@@ -98,6 +98,8 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
                "monotonicity": st.monotonicity, "dnll": st.dnll, "gain": st.gain, "n_seeds": st.n_seeds,
                "effect_sd": st.effect_sd, "sign": sign_label(info)}
         notes = [] if st.in_range else [st.range_note()]
+        if info.get("tuning", {}).get("untuned"):
+            notes.append("untuned (built-in defaults)")
         if info.get("unsupported_coeffs"):
             notes.append("no rows at c=" + ",".join(f"{c:g}" for c in info["unsupported_coeffs"]))
         strength = info.get("strength")
@@ -114,9 +116,12 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
         yesno = info.get("yesno")
         if yesno:
             rec["yesno_lo"], rec["yesno_hi"] = yesno["minus"]["answered"], yesno["plus"]["answered"]
-        coherence = info.get("meta", {}).get("describe", {}).get("coherence_term")
-        if coherence is not None:
-            rec["coherence"] = coherence
+        described = info.get("meta", {}).get("describe", {})
+        if described.get("coherence_term") is not None:  # artefacts of the mean-margin InnerPiSSA loss
+            rec["coherence"] = described["coherence_term"]
+        outside = described.get("tokens_outside_margin")
+        if outside:  # per-token trust regions (InnerPiSSA, AntiPaSTO): share of tokens beyond it at each end
+            rec["outside_lo"], rec["outside_hi"] = outside["minus"], outside["plus"]
         rec["note"] = "; ".join(notes)
         records.append(rec)
     table = pd.DataFrame(records)
@@ -229,6 +234,9 @@ def main_display(table: pd.DataFrame) -> tuple[pd.DataFrame, set[tuple[int, str]
                                          for a, b in zip(table["yesno_lo"], table["yesno_hi"])]
         if "coherence" in table:
             shown["Coherence term (train)"] = [cell(x) for x in table["coherence"]]
+        if "outside_lo" in table:
+            shown["Tokens outside trust region c-/c+ (train)"] = [
+                "" if a != a else f"{_pct(a)} / {_pct(b)}" for a, b in zip(table["outside_lo"], table["outside_hi"])]
         if (table["n_seeds"].fillna(1) > 1).any():
             shown["Seeds"] = [("" if math.isnan(n) else str(int(n))) for n in table["n_seeds"]]
             shown["Effect sd (seeds)"] = [cell(x) for x in table["effect_sd"]]

@@ -36,6 +36,7 @@ from bench.models import LoadedModel, load_model, model_slug
 from bench.pairs import HonestyPair, make_pairs
 from bench.probe import yes_no_probe
 from bench.provenance import environment, peak_rss_mb
+from bench.split import restrict
 from bench.steering import NoSteering
 from bench.store import atomic_write_frame, atomic_write_json, check_writable, stable_hash, write_status
 from bench.sweep import StatusBook, Sweep
@@ -54,7 +55,8 @@ class Runner:
         # Validate everything cheap before any compute: method names and options, output folder.
         validate_config(cfg)  # every run option, the run name, the suffix file: one line, before any work
         self.method_classes = {name: get_method_class(name) for name in cfg.methods}
-        self.options = {name: build_options(cls, cfg.method_options.get(name, {}))
+        self.tuning = self._tuned_defaults()  # per method: the tuned candidate it starts from, or untuned
+        self.options = {name: build_options(cls, {**self.tuning[name].get("options", {}), **cfg.method_options.get(name, {})})
                         for name, cls in self.method_classes.items()}
         for name in set(cfg.method_options) - set(cfg.methods):
             get_method_class(name)  # an unknown name fails with the known list
@@ -75,10 +77,26 @@ class Runner:
         self.loaded: LoadedModel | None = None
         self.pairs: list[HonestyPair] = []
         self.pairs_hash = ""
+        self.split: pd.Series | None = None  # dilemma_idx -> dev / test, for every dilemma of the dataset
         self.base_rows: pd.DataFrame | None = None  # the shared c=0 chunk, set by run()
         self.artefacts: ArtefactStore | None = None
         self.evaluations: EvaluationStore | None = None
         self.sweep: Sweep | None = None
+
+    def _tuned_defaults(self) -> dict[str, dict]:
+        """Each method's starting options: the committed tuned choice for this model (``make tune``), or none."""
+        from bench.tuning import tuned_defaults
+
+        cfg = self.cfg
+        tuned = None if cfg.tuned == "none" else tuned_defaults(cfg.model, None if cfg.tuned == "auto" else Path(cfg.tuned))
+        if tuned is None and cfg.tuned not in ("auto", "none"):
+            raise SteerbenchError(f"--tuned {cfg.tuned!r} is not a file; accepted: auto, none, or a tuned-defaults file")
+        out = {}
+        for name in cfg.methods:
+            entry = (tuned or {}).get("methods", {}).get(name)
+            out[name] = ({"file": tuned["path"], "grid_sha": tuned.get("grid_sha"), "candidate": entry.get("candidate"),
+                          "options": entry.get("options", {})} if entry and entry.get("candidate") else {"untuned": True})
+        return out
 
     @property
     def status(self) -> dict[str, dict]:
@@ -93,7 +111,9 @@ class Runner:
         with self.clock("load (data, model, pairs)"):
             dilemmas = load_dilemmas(cfg.data_dir)
             check_target(dilemmas, cfg.target)
-            self.dilemmas = select_subset(dilemmas, cfg.n_dilemmas, cfg.target, cfg.seed)
+            # Only this run's side of the dev/test split is ever rendered or scored (bench.split).
+            side, self.split = restrict(dilemmas, cfg.target, cfg.split)
+            self.dilemmas = select_subset(side, cfg.n_dilemmas, cfg.target, cfg.seed)
             self.loaded = load_model(cfg.model, cfg.dtype, cfg.device, cfg.trust_remote_code)
             self.loaded.replay.enabled = cfg.layer_replay
             check_method_layers(self.options, self.loaded)  # every layer spec fits the model, before any fit
@@ -112,8 +132,8 @@ class Runner:
                            self.clock, continuations, kl_texts_hash=stable_hash(load_heldout(CALIBRATION), 8),
                            base_system=self.base_system)  # c* is searched on the calibration half
         self.pairs_hash = pairs_hash
-        log.info("%d dilemmas (%d rows), %d honesty pairs, coefficients %s",
-                 self.dilemmas.rows["dilemma_idx"].nunique(), len(self.dilemmas.rows), len(self.pairs), cfg.coeffs)
+        log.info("%d %s dilemmas (%d rows), %d honesty pairs, coefficients %s", self.dilemmas.rows["dilemma_idx"].nunique(),
+                 cfg.split, len(self.dilemmas.rows), len(self.pairs), cfg.coeffs)
         return self
 
     def _count_forward(self) -> None:
@@ -152,7 +172,7 @@ class Runner:
             log.info("process %d of %d: evaluating every %d-th batch; parts are merged in the result store",
                      self.shard.rank, self.shard.world, self.shard.world)
         self._log_estimate()
-        atomic_write_json(self.run_dir / "config.json", dataclasses.asdict(self.cfg))
+        atomic_write_json(self.run_dir / "config.json", {**dataclasses.asdict(self.cfg), "tuned_defaults": self.tuning})
         atomic_write_json(self.run_dir / "environment.json",
                           environment(self.loaded, self.cfg.data_dir, self.pairs_hash, self.shard.world))
         log.info("evaluating the unsteered model (c=0, shared by every method)")
@@ -162,6 +182,7 @@ class Runner:
         chunks = []
         for name in self.cfg.methods:
             self.book.start(name)
+            self.book.methods[name]["tuning"] = self.tuning[name]
             try:
                 chunks += self._method_rows(name)
             except SteerbenchError:
@@ -220,4 +241,5 @@ class Runner:
         rows = rows[ROW_COLUMNS].sort_values(["method", "seed", "coeff", "dilemma_idx", "idx"]).reset_index(drop=True)
         atomic_write_frame(self.run_dir / "rows.parquet", rows)
         labels = self.dilemmas.rows[["idx", "dilemma_idx", "action_type", "action", "labels"]]
+        labels = labels.assign(split=labels["dilemma_idx"].map(self.split))
         atomic_write_frame(self.run_dir / "dilemmas.parquet", labels)

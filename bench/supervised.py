@@ -99,5 +99,34 @@ def save_training_log(log_history: list[dict], folder: Path) -> None:
     atomic_write_frame(folder / "training_log.csv", frame)
 
 
+def without_appended_eos(trainer_cls: type, columns: tuple[str, ...], aligned: tuple[str, ...] = ()) -> type:
+    """``trainer_cls`` whose prepared dataset carries no end-of-text token after the completions.
+
+    trl appends the tokenizer's EOS to every non-conversational completion (SFT's ``completion``, DPO's
+    ``chosen`` / ``rejected``) before tokenizing. Our completions are the base model's continuations cut at
+    ``continuation_tokens``: ending them with EOS would teach the model to stop mid-sentence. The token is
+    removed from the tokenized ``columns``, and the same position from the per-token ``aligned`` columns
+    (SFT's ``labels`` beside its ``input_ids``)."""
+
+    class NoEosTrainer(trainer_cls):
+        def _prepare_dataset(self, dataset, processing_class, *args, **kwargs):
+            prepared = super()._prepare_dataset(dataset, processing_class, *args, **kwargs)
+            eos = getattr(processing_class, "tokenizer", processing_class).eos_token_id
+
+            def strip(example: dict) -> dict:
+                out = {}
+                for col in columns:
+                    ids = example[col]
+                    if ids and ids[-1] == eos:
+                        out[col] = ids[:-1]
+                        out.update({a: example[a][:-1] for a in aligned if a in example})
+                return out
+
+            return prepared.map(strip)
+
+    NoEosTrainer.__name__ = f"NoEos{trainer_cls.__name__}"
+    return NoEosTrainer
+
+
 def library_versions() -> dict:
     return {pkg: metadata.version(pkg) for pkg in ("trl", "peft", "transformers", "torch")}

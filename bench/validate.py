@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import SteerbenchError
+from bench.split import SPLITS
 
 if TYPE_CHECKING:
     from bench.config import RunConfig
@@ -95,6 +96,7 @@ def validate_config(cfg: "RunConfig") -> None:
     positive("--kl-budget", cfg.kl_budget)
     between("--min-pmass", cfg.min_pmass, 0.0, 1.0)
     one_of("--strength", cfg.strength, ("raw", "matched"))
+    one_of("--split", cfg.split, SPLITS)
     parse_dtype(cfg.dtype)  # unknown dtype: the same one line the model loader gives
     if not cfg.methods:
         raise SteerbenchError("no methods given; give --methods with a comma list of registry names")

@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "random": "methods.random_vector:RandomVector",
     "repeng": "methods.repeng_pca:RepengPCA",
     "innerpissa": "methods.innerpissa:InnerPiSSA",
+    "antipasto": "methods.antipasto:AntiPaSTO",
     "svd-steer": "methods.svd_steer:SVDSteer",
     "lora": "methods.lora:Lora",
     "sft": "methods.sft:SFT",

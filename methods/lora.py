@@ -26,6 +26,7 @@ from bench.supervised import (
     save_training_log,
     trainer_kwargs,
     training_data,
+    without_appended_eos,
 )
 from bench.validate import at_least, names_list, positive
 
@@ -96,8 +97,9 @@ class Lora(SteeringMethod):
         peft_config = LoraConfig(r=o.rank, lora_alpha=o.alpha, target_modules=target_modules,
                                  lora_dropout=0.0, task_type="CAUSAL_LM")
         args = DPOConfig(**trainer_kwargs(ctx.seed, o.lr, o.epochs, o.batch_size), beta=o.beta)
-        trainer = DPOTrainer(model=loaded.model, args=args, train_dataset=data,
-                             processing_class=loaded.tokenizer, peft_config=peft_config)
+        trainer = without_appended_eos(DPOTrainer, ("chosen_ids", "rejected_ids"))(
+            model=loaded.model, args=args, train_dataset=data, processing_class=loaded.tokenizer,
+            peft_config=peft_config)
         quiet_progress(trainer)
         log.info("lora: DPO on %d continuation pairs (%d tokens each)", len(data), o.continuation_tokens)
         try:

@@ -15,7 +15,7 @@ def linear():
     return torch.nn.Linear(32, 48, bias=True)
 
 
-@pytest.mark.parametrize("scale_s", ["add2", "mult", "none"])
+@pytest.mark.parametrize("scale_s", ["add2", "add", "mult", "none"])
 @pytest.mark.parametrize("rotate_u", [False, True])
 def test_c0_layer_equals_original(linear, scale_s, rotate_u):
     layer = InnerPiSSALinear(linear, AdapterShape(rank=8, rotate_u=rotate_u, scale_s=scale_s))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
@@ -16,12 +17,13 @@ from typing import Iterator
 import pandas as pd
 from transformers import PreTrainedModel
 
+from bench.errors import SteerbenchError
 from bench.layers import find_linear_targets, lowest_layer, resolve_layers
 from bench.models import LoadedModel
 from bench.steering import FitContext, Steering, SteeringMethod, option
 from bench.store import atomic_write_frame
 from bench.validate import at_least, names_list, one_of, positive
-from methods.innerpissa.layer import AdapterShape
+from methods.innerpissa.layer import SCALE_MODES, AdapterShape
 from methods.innerpissa.model import InnerPiSSAAdapters
 from methods.innerpissa.train import TrainSettings, measurement_basis, train
 
@@ -53,14 +55,16 @@ class InnerPiSSA(SteeringMethod):
     @dataclass
     class Options:
         rank: int = option(16, "top singular directions adapted per weight")
-        # the author's later default; the journal's good runs also used q/k/v/gate/up in middle-to-late layers
-        modules: str = option("o_proj,down_proj", "comma list of projections to adapt")
+        # The residual writers; the journal's working runs adapted up_proj (2025-10-12, "use up_proj space") or
+        # q/k/v/gate/up at rank 16 (2025-11-13): both are candidates of the tuning grid (data/tuning_grid.json).
+        modules: str = option("o_proj,down_proj", "comma list of projections to adapt (journal: up_proj, or "
+                                                  "q_proj,k_proj,v_proj,gate_proj,up_proj)")
         layers: str = option("0.3:-3", "layer spec: fractions of depth, indices (negative from the end) or all")
         measure_layer: int = option(-3, "layer whose hidden states the loss reads (later layers suppress the "
                                         "planning signal)")
         rotate_u: bool = option(False, "learn a rotation of the output singular vectors U")
         rotate_v: bool = option(True, "learn a rotation of the input singular vectors V")
-        scale_s: str = option("add2", "how c changes the singular values: add2 | mult | none")
+        scale_s: str = option("add2", "how c changes the singular values: add2 (S + c tanh(d)) | add | mult | none")
         max_angle: float = option(0.3, "soft bound (radians) on each entry of a rotation's skew generator")
         lr: float = option(5e-3, "learning rate")
         epochs: int = option(2, "passes over the honesty pairs")
@@ -72,12 +76,27 @@ class InnerPiSSA(SteeringMethod):
         coherence_weight: float = option(100.0, "weight of the coherence penalty beyond the margin")
         sample_wise_direction: bool = option(True, "each pair's own separation direction; false: one dataset-level "
                                                   "direction (first PC of the differences)")
+        coherence: str = option("token", "trust region on each token's dNLL (token), on |dNLL| per token "
+                                         "(token2, two-sided), or on the mean dNLL (mean: the gameable form)")
+        coeff_range: str = option("1", "|c| trained at, per batch: 1, or lo:hi drawn uniformly (e.g. 0.25:1, the "
+                                       "c* values matched strength evaluates at)")
+
+        def coeff_bounds(self) -> tuple[float, float]:
+            lo, _, hi = self.coeff_range.partition(":")
+            try:
+                bounds = (float(lo), float(hi or lo))
+            except ValueError:
+                bounds = (math.nan, math.nan)
+            if not (0 < bounds[0] <= bounds[1]):
+                raise SteerbenchError(f"--innerpissa.coeff-range {self.coeff_range!r} is not accepted; accepted: a "
+                                      "positive number or lo:hi with 0 < lo <= hi")
+            return bounds
 
         def validate(self) -> None:
             n = "--innerpissa."
             at_least(n + "rank", self.rank, 1)
             names_list(n + "modules", self.modules)
-            one_of(n + "scale-s", self.scale_s, ("add2", "mult", "none"))
+            one_of(n + "scale-s", self.scale_s, SCALE_MODES)
             one_of(n + "loss", self.loss, ("dpo", "margin"))
             positive(n + "max-angle", self.max_angle)
             positive(n + "lr", self.lr)
@@ -86,6 +105,8 @@ class InnerPiSSA(SteeringMethod):
             positive(n + "beta", self.beta)
             at_least(n + "coherence-margin", self.coherence_margin, 0)
             at_least(n + "coherence-weight", self.coherence_weight, 0)
+            one_of(n + "coherence", self.coherence, ("token", "token2", "mean"))
+            self.coeff_bounds()
 
     def _plan(self, loaded: LoadedModel) -> tuple[list[str], int, AdapterShape]:
         o = self.options
@@ -106,23 +127,30 @@ class InnerPiSSA(SteeringMethod):
         adapters = InnerPiSSAAdapters(ctx.loaded.model, targets, shape, seed=ctx.seed)
         settings = TrainSettings(lr=o.lr, epochs=o.epochs, batch_pairs=o.batch_pairs, loss=o.loss, beta=o.beta,
                                  coherence_margin=o.coherence_margin, coherence_weight=o.coherence_weight,
-                                 sample_wise_direction=o.sample_wise_direction)
+                                 sample_wise_direction=o.sample_wise_direction, coherence=o.coherence,
+                                 coeff_range=o.coeff_bounds())
         basis = measurement_basis(ctx.loaded, measure, o.rank)
         history = train(ctx.loaded, adapters, ctx.pairs, measure, basis, settings, ctx.seed)
         last_epoch = [h for h in history if h["epoch"] == history[-1]["epoch"]] if history else []
         info = {"targets": targets, "measure_layer": measure, "n_adapted": len(targets),
                 "final_loss": history[-1]["loss"] if history else None,
-                # the coherence penalty over the last epoch: > 0 means the trust region (NLL on the pair
-                # tokens within coherence_margin of c=0's) is violated at c=+-1 when training ends
-                "coherence_term": mean([h["coh_plus"] + h["coh_minus"] for h in last_epoch]) if last_epoch else None,
-                "pair_dnll": {"plus": mean([h["dnll_plus"] for h in last_epoch]) if last_epoch else None,
-                              "minus": mean([h["dnll_minus"] for h in last_epoch]) if last_epoch else None}}
+                # over the last epoch, at each end: the share of pair tokens whose dNLL left the trust region
+                # (coherence_margin around c=0's NLL) and the mean dNLL per token
+                "tokens_outside_margin": {end: mean([h[f"outside_{end}"] for h in last_epoch]) if last_epoch else None
+                                          for end in ("plus", "minus")},
+                "pair_dnll": {end: mean([h[f"dnll_{end}"] for h in last_epoch]) if last_epoch else None
+                              for end in ("plus", "minus")}}
         return InnerPiSSASteering(adapters, info, history)
 
     def load(self, path: Path, ctx: FitContext) -> Steering:
-        config = json.loads((path / "adapter_config.json").read_text())
-        shape = AdapterShape(**config["shape"])
-        adapters = InnerPiSSAAdapters(ctx.loaded.model, config["targets"], shape, seed=ctx.seed)
-        adapters.load_trained(path)
-        return InnerPiSSASteering(adapters, config["info"])
+        return load_adapter_steering(path, ctx)
+
+
+def load_adapter_steering(path: Path, ctx: FitContext) -> InnerPiSSASteering:
+    """A saved SVD-adapter steering (InnerPiSSA's, or AntiPaSTO's, which shares the adapter)."""
+    config = json.loads((path / "adapter_config.json").read_text())
+    shape = AdapterShape(**config["shape"])
+    adapters = InnerPiSSAAdapters(ctx.loaded.model, config["targets"], shape, seed=ctx.seed)
+    adapters.load_trained(path)
+    return InnerPiSSASteering(adapters, config["info"])
 

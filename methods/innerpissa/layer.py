@@ -3,8 +3,8 @@
 ``W = U diag(S) V^T + W_res``. With coefficient ``c`` the layer computes
 ``y = x @ (V R_v(c)) @ diag(S_c) @ (U R_u(c))^T + x @ W_res^T (+ bias)`` where
 ``R(c) = cayley(c * A)``, ``A`` a learnable skew-symmetric matrix soft-bounded elementwise to a
-maximum angle, and ``S_c = S + c * tanh(delta_s)`` (add2, SPEC.md), ``exp(c * delta_s) * S`` (mult)
-or ``S`` (none).
+maximum angle, and ``S_c = S + c * tanh(delta_s)`` (add2, SPEC.md), ``S + c * delta_s`` (add: AntiPaSTO's),
+``exp(c * delta_s) * S`` (mult) or ``S`` (none).
 Cayley rotations are exactly orthogonal and ``R(-c) = R(c)^-1``, so +c and -c are inverse moves.
 At ``c=0`` both rotations are the identity and ``S_c = S``: the layer equals the original ``W``.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-SCALE_MODES = ("add2", "mult", "none")
+SCALE_MODES = ("add2", "add", "mult", "none")
 
 
 @dataclass
@@ -27,6 +27,8 @@ class AdapterShape:
     scale_s: str = "add2"
     max_angle: float = 0.3  # radians, soft bound on each entry of the skew generator
     init_std: float = 1e-3  # small and non-zero: at exactly zero the +-c branches are symmetric
+    s_init_mean: float = 0.0  # delta_s ~ N(s_init_mean, s_init_std^2); s_init_std None: init_std
+    s_init_std: float | None = None
 
 
 def skew(theta: torch.Tensor) -> torch.Tensor:
@@ -57,10 +59,13 @@ class InnerPiSSALinear(nn.Module):
         self.register_buffer("v", v.contiguous())
         self.register_buffer("w_res", (weight - u @ torch.diag(s) @ v.T).to(dtype))
         self.register_buffer("bias", None if base.bias is None else base.bias.detach().clone())
-        init = lambda *size: nn.Parameter(torch.randn(*size, generator=generator) * shape.init_std)  # noqa: E731
+        def init(*size: int, mean: float = 0.0, std: float = shape.init_std) -> nn.Parameter:
+            return nn.Parameter(torch.randn(*size, generator=generator) * std + mean)
+
         self.theta_v = init(r, r) if shape.rotate_v else None
         self.theta_u = init(r, r) if shape.rotate_u else None
-        self.delta_s = init(r) if shape.scale_s != "none" else None
+        s_std = shape.init_std if shape.s_init_std is None else shape.s_init_std
+        self.delta_s = init(r, mean=shape.s_init_mean, std=s_std) if shape.scale_s != "none" else None
         self.coeff = 0.0
         self._dense_cache: tuple[tuple, torch.Tensor] | None = None
 
@@ -78,6 +83,8 @@ class InnerPiSSALinear(nn.Module):
             return self.s
         if self.shape.scale_s == "add2":
             return self.s + coeff * torch.tanh(self.delta_s)
+        if self.shape.scale_s == "add":
+            return self.s + coeff * self.delta_s
         return torch.exp(coeff * self.delta_s) * self.s
 
     def low_rank_factors(self, coeff: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

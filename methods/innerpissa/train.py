@@ -5,10 +5,14 @@ Per batch of pairs (interleaved honest, dishonest):
 - per-sample reference direction ``d_i = normalise(mean_t (h_cho - h_rej)_i @ U_m)`` over the last
   few tokens, in the measurement layer's left singular basis ``U_m`` (or one dataset-level direction);
 - separation ``delta(c) = mean_i (mean_t (h_cho(c) - h_rej(c))_i @ U_m) . d_i``;
-- for c in {-1, +1}: the steering term rewards ``c * (delta(c) - delta(0)) / |delta(0)|``
-  (``margin`` loss: linear reward bounded by the coherence term; ``dpo`` loss:
-  ``-logsigmoid(beta * ...)``, bounded by itself), and the coherence term
-  ``weight * relu(NLL(c) - NLL(0) - margin)^2`` keeps the pair tokens' NLL near the c=0 NLL.
+- for c in {-m, +m} (m = 1, or drawn per batch from ``coeff_range`` so that training sees the strengths
+  that matched evaluation uses): the steering term rewards ``sign(c) * (delta(c) - delta(0)) / |delta(0)|``
+  (``margin`` loss: linear reward bounded by the coherence term; ``dpo`` loss: ``-logsigmoid(beta * ...)``,
+  bounded by itself), and the coherence term keeps the pair tokens' NLL near the c=0 NLL. By default it is
+  a per-token trust region, ``weight * mean_tokens relu(dNLL_token - margin)^2`` (``token``; ``token2``: on
+  ``|dNLL_token|``, two-sided), so no token can leave it while the others hold the mean inside: the journal
+  (2025-10-07) saw the adapter game a mean-token margin "by breaking specific answer tokens". ``mean``,
+  ``relu(mean dNLL - margin)^2``, is the earlier form, kept for comparison.
 """
 
 from __future__ import annotations
@@ -46,6 +50,17 @@ class TrainSettings:
     nll_tokens: int = 8  # last tokens of each prompt used for the coherence NLL
     sample_wise_direction: bool = True  # False: one dataset-level direction (first PC of the diffs)
     grad_clip: float = 1.0
+    coherence: str = "token"  # token | token2 (two-sided) | mean (the mean-margin form)
+    coeff_range: tuple[float, float] = (1.0, 1.0)  # |c| per batch, uniform in [lo, hi]
+
+
+def coherence_penalty(dnll: torch.Tensor, margin: float, weight: float, mode: str) -> tuple[torch.Tensor, float]:
+    """(penalty, share of tokens outside the margin) of per-token NLL changes ``dnll`` [sequences, tokens]."""
+    if mode == "mean":
+        excess = dnll.mean() - margin
+        return weight * F.relu(excess) ** 2, float((dnll.mean(-1) > margin).float().mean())
+    size = dnll.abs() if mode == "token2" else dnll
+    return weight * (F.relu(size - margin) ** 2).mean(), float((size > margin).float().mean())
 
 
 def _maybe(context, recording: Recording | None, **kwargs) -> ContextManager[None]:
@@ -66,13 +81,12 @@ def measurement_basis(loaded: LoadedModel, layer: int, rank: int) -> torch.Tenso
 
 
 def _forward(model, batch, layer: int, nll_tokens: int):
-    """Hidden states of decoder ``layer`` (all positions) and per-sequence NLL of the last tokens."""
+    """Hidden states of decoder ``layer`` (all positions) and the per-token NLL of the last tokens."""
     out = model(**batch, output_hidden_states=True, use_cache=False, logits_to_keep=nll_tokens + 1)
     hidden = out.hidden_states[layer + 1].float()
     logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
     target = batch["input_ids"][:, -nll_tokens:]
-    nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).mean(-1)
-    return hidden, nll
+    return hidden, -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
 
 
 def _pair_diffs(hidden: torch.Tensor, basis: torch.Tensor, k: int) -> torch.Tensor:
@@ -142,21 +156,24 @@ def train(loaded: LoadedModel, adapters: InnerPiSSAAdapters, pairs: list[Honesty
                 delta0 = (diff0 * d).sum(-1).mean()
                 scale = delta0.abs().clamp(min=1e-6)
                 loss, step = 0.0, {"epoch": epoch}
-                for c in (-1.0, 1.0):
+                magnitude = rng.uniform(*settings.coeff_range)
+                step["magnitude"] = magnitude
+                for c in (-magnitude, magnitude):
                     with adapters.coefficient(c), _maybe(loaded.replay.replay, below):
                         h, nll = _forward(model, batch, measure_layer, settings.nll_tokens)
                     delta = (_pair_diffs(h, basis, settings.loss_tokens) * d).sum(-1).mean()
-                    gain = c * (delta - delta0) / scale
+                    gain = (1.0 if c > 0 else -1.0) * (delta - delta0) / scale
                     if settings.loss == "dpo":
                         steer = -F.logsigmoid(settings.beta * gain)
                     else:
                         steer = -gain
-                    excess = (nll - nll0).mean() - settings.coherence_margin
-                    coherence = settings.coherence_weight * F.relu(excess) ** 2
+                    coherence, outside = coherence_penalty(nll - nll0, settings.coherence_margin,
+                                                           settings.coherence_weight, settings.coherence)
                     loss = loss + steer + coherence
                     tag = "plus" if c > 0 else "minus"
                     step.update({f"sep_{tag}": delta.item(), f"steer_{tag}": steer.item(),
-                                 f"coh_{tag}": coherence.item(), f"dnll_{tag}": (nll - nll0).mean().item()})
+                                 f"coh_{tag}": coherence.item(), f"dnll_{tag}": (nll - nll0).mean().item(),
+                                 f"outside_{tag}": outside})
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(adapters.trainable(), settings.grad_clip)
