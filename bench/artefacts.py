@@ -44,7 +44,7 @@ class ArtefactStore:
         self.method_class = method_class  # the registry lookup (bench does not import the plugins itself)
         self.model_key, self.pairs_hash = model_key, pairs_hash
         self.batch_size, self.default_seed = batch_size, default_seed
-        self.options = options  # method name -> Options (the run's; a caller may replace one, e.g. bench.tune)
+        self.options = options  # method name -> Options (the run's; a caller may replace one, e.g. bench.tuning)
         self.clock, self.continuations, self.work = clock, continuations, work
         self._fitted: dict[str, Fitted] = {}
 

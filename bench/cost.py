@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import pandas as pd
 import torch
 
 from bench.paths import data_file
@@ -71,6 +72,7 @@ class Estimate:
     threads: int
     notes: tuple[str, ...]
     fp32_seconds: float | None = None  # where the run's dtype is slow here
+    probe_seconds: float | None = None  # this machine's forward probe (kept in the run's work record)
 
     def line(self) -> str:
         text = f"estimated wall time: about {human(self.seconds)} here ({self.dtype}, {self.threads} threads"
@@ -95,12 +97,12 @@ def reference_seconds(ref: dict, plans: Iterable[MethodPlan], n_prompts: int, n_
     total = ref["load_seconds"] + per_eval + ref["probe_seconds"]  # model load, the shared c=0 chunk, its probe
     total += ref["continuations_seconds"] if continuations else 0.0
     notes = []
-    trained = sorted(ref["fit_seconds"].values())
+    slowest = max(ref["fit_seconds"].values())
     for plan in plans:
         fit = ref["fit_seconds"].get(plan.name)
         if fit is None:
-            fit = trained[len(trained) // 2]  # the median reference fit
-            notes.append(f"{plan.name} has no reference fit time (counted as {human(fit)})")
+            fit = slowest  # a plugin without a reference: counted as the slowest reference fit
+            notes.append(f"{plan.name} has no reference fit time (counted as the slowest, {human(fit)})")
         total += plan.fit * plan.n_fits * fit * n_pairs / ref["n_pairs"]
         if plan.kl_search:
             total += ref["kl_seconds"].get(plan.name, ref["kl_seconds"]["other"])
@@ -112,7 +114,8 @@ def estimate(loaded, plans: list[MethodPlan], n_prompts: int, n_pairs: int, cont
              ref: dict | None = None) -> Estimate:
     ref = ref or load_reference()
     base, notes = reference_seconds(ref, plans, n_prompts, n_pairs, continuations)
-    scale = forward_probe_seconds(loaded.model) / ref["forward_probe_seconds"]
+    probe = forward_probe_seconds(loaded.model)
+    scale = probe / ref["forward_probe_seconds"]
     choice = getattr(loaded, "dtype_choice", None)
     fp32 = None
     slow_bf16 = (loaded.dtype == torch.bfloat16 and loaded.device.type == "cpu" and choice is not None
@@ -122,7 +125,7 @@ def estimate(loaded, plans: list[MethodPlan], n_prompts: int, n_pairs: int, cont
         fp32 = base * forward_probe_seconds(wide) / ref["forward_probe_seconds"]
         del wide
     dtype = {torch.bfloat16: "bf16", torch.float32: "fp32", torch.float16: "fp16"}.get(loaded.dtype, str(loaded.dtype))
-    return Estimate(base * scale, base, scale, dtype, torch.get_num_threads(), notes, fp32)
+    return Estimate(base * scale, base, scale, dtype, torch.get_num_threads(), notes, fp32, probe)
 
 
 def build_reference(run_dir: Path, model: torch.nn.Module) -> dict:
@@ -138,12 +141,14 @@ def build_reference(run_dir: Path, model: torch.nn.Module) -> dict:
     total_passes = sum(passes.values()) + kl_batches * (2 * len(discrete) + 1)
     per_pass = stages["KL search (c*)"] / total_passes
     continuous = [m for m in methods if m not in discrete]
-    rows = json.loads((run_dir / "config.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    probe = next(iter(run["processes"].values())).get("estimate", {}).get("probe_seconds")
     return {
-        "source": f"{run_dir} (status.json stage_seconds); forward probe measured on its model and dtype",
-        "forward_probe_seconds": round(sorted(forward_probe_seconds(model) for _ in range(5))[2], 4),  # median
-        "n_prompts": 2 * 596 if rows.get("n_dilemmas") is None else 2 * rows["n_dilemmas"],
-        "n_pairs": rows["n_pairs"],
+        "source": f"{run_dir}: status.json stage seconds, and the forward probe the run measured at its start",
+        # the run's own probe, taken seconds before its stages were timed; older runs: the median of five now
+        "forward_probe_seconds": probe or round(sorted(forward_probe_seconds(model) for _ in range(5))[2], 4),
+        "n_prompts": len(pd.read_parquet(run_dir / "dilemmas.parquet")),
+        "n_pairs": config["n_pairs"],
         "load_seconds": round(stages["load (data, model, pairs)"] + 10.0 + kl_batches * per_pass, 1),  # + start-up
         "scoring_seconds_per_evaluation": round(stages["DailyDilemmas scoring"] / n_eval, 2),
         "nll_seconds_per_evaluation": round(stages["held-out NLL"] / n_eval, 2),
@@ -154,7 +159,7 @@ def build_reference(run_dir: Path, model: torch.nn.Module) -> dict:
         "kl_seconds": {**{m: round(per_pass * (2 * kl_batches if m in discrete else passes[m]), 1) for m in methods},
                        "other": round(per_pass * sum(passes[m] for m in continuous) / len(continuous), 1)},
         "fit_seconds": {m: v["fit_seconds"] for m, v in methods.items()},
-        "wall_seconds": run["wall_seconds"],
+        "wall_seconds": next(iter(run["processes"].values()))["wall_seconds"],  # the run itself, not a later rerun
     }
 
 

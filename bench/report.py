@@ -237,6 +237,11 @@ def main_display(table: pd.DataFrame) -> tuple[pd.DataFrame, set[tuple[int, str]
         if "outside_lo" in table:
             shown["Tokens outside trust region c-/c+ (train)"] = [
                 "" if a != a else f"{_pct(a)} / {_pct(b)}" for a, b in zip(table["outside_lo"], table["outside_hi"])]
+        if "n_parameters" in table:
+            shown["Parameters"] = ["" if n != n else f"{int(n):,}" for n in table["n_parameters"]]
+            shown["Efficiency"] = ["n/a" if n == 0 else cell(x) for x, n in zip(table["efficiency"], table["n_parameters"])]
+            shown["Breadth (values)"] = ["" if b != b else f"{int(b)} of {int(o)}"
+                                         for b, o in zip(table["breadth"], table["breadth_of"])]
         if (table["n_seeds"].fillna(1) > 1).any():
             shown["Seeds"] = [("" if math.isnan(n) else str(int(n))) for n in table["n_seeds"]]
             shown["Effect sd (seeds)"] = [cell(x) for x in table["effect_sd"]]

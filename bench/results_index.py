@@ -101,9 +101,24 @@ def cross_entry(folder: Path) -> str:
             f"- built from the rows of {len(sources['runs'])} runs (no model loaded); value {sources['value']}\n")
 
 
+def committed(results: Path, pattern: str) -> list[Path]:
+    """Files matching ``pattern`` that git tracks (a local smoke or hash-named run is not a committed one);
+    every match where there is no git checkout."""
+    import subprocess
+
+    found = sorted(results.glob(pattern))
+    try:
+        tracked = subprocess.run(["git", "ls-files", "--", str(results)], cwd=results.parent, capture_output=True,
+                                 text=True, timeout=10, check=True).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return found
+    tracked_paths = {(results.parent / t).resolve() for t in tracked}
+    return [f for f in found if f.resolve() in tracked_paths]
+
+
 def render(results: Path = RESULTS) -> str:
-    runs = sorted(p.parent for p in results.glob("*/*/rows.parquet"))
-    crosses = sorted(p.parent for p in results.glob("*/sources.json"))
+    runs = [p.parent for p in committed(results, "*/*/rows.parquet")]
+    crosses = [p.parent for p in committed(results, "*/sources.json")]
     text = HEADER + "\n## Runs\n\n" + "\n".join(run_entry(r) for r in runs)
     if crosses:
         text += "\n## Cross-run tables\n\n" + "\n".join(cross_entry(c) for c in crosses)

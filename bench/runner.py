@@ -34,6 +34,7 @@ from bench.evaluations import EvaluationStore
 from bench.evaluator import CALIBRATION, EVALUATION, load_heldout
 from bench.models import LoadedModel, load_model, model_slug
 from bench.pairs import HonestyPair, make_pairs
+from bench.parameters import fitted_parameters
 from bench.probe import yes_no_probe
 from bench.provenance import environment, peak_rss_mb
 from bench.split import restrict
@@ -69,7 +70,7 @@ class Runner:
         self.forward_passes = 0
         self.work = {"fits": 0, "evaluations": 0, "c0_evaluations": 0}  # computed (not loaded) this run
         self.clock = StageClock()  # wall time per stage, in the run's work record
-        self.estimated_seconds: int | None = None  # the start-up wall-time estimate, kept beside the real one
+        self.estimate: dict | None = None  # the start-up wall-time estimate, kept beside the real wall time
         self.book = StatusBook(self._first_seed)
         self.base_system = DEFAULT_SYSTEM
         # set by prepare(): the data, the model and the stores built on them
@@ -160,7 +161,7 @@ class Runner:
         for seed in seeds:
             fitted = self.fit(name, seed=seed)
             self.book.record(name, fitted, artefact=fitted.key, meta=fitted.meta,
-                             fit_seconds=fitted.meta.get("fit_seconds"))
+                             fit_seconds=fitted.meta.get("fit_seconds"), n_parameters=fitted_parameters(fitted.folder))
             rows += [c.assign(seed=seed) for c in self.sweep.rows(name, fitted, self.base_rows)]
         return rows
 
@@ -198,7 +199,7 @@ class Runner:
         self._write_rows(chunks)
         self.status["_baseline"] = {"yesno": baseline_yesno}  # the unsteered model on the yes/no probe
         work = {"forward_passes": self.forward_passes, "computed": self.work, "stage_seconds": self.clock.as_dict(),
-                "estimated_seconds": self.estimated_seconds,
+                "estimate": self.estimate,
                 "wall_seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": peak_rss_mb()}
         self.book.methods = write_status(self.run_dir, self.status, work, started_at)  # merged with concurrent runs'
         table = report.write_summary(self.run_dir, self.cfg.target, self.cfg.min_pmass)  # seconds: not a stage
@@ -230,7 +231,8 @@ class Runner:
             guess = estimate(self.loaded, plans, len(self.dilemmas.rows), len(self.pairs),
                              continuations=any(p.sign for p in plans))
         log.info("%s", guess.line())
-        self.estimated_seconds = round(guess.seconds)
+        self.estimate = {"seconds": round(guess.seconds), "probe_seconds": round(guess.probe_seconds, 4),
+                         "scale": round(guess.scale, 3), "line": guess.line()}
 
     def _write_rows(self, chunks: list[pd.DataFrame]) -> None:
         rows = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(

@@ -169,7 +169,7 @@ class MethodStats:
     n_valid: dict[float, int]  # pair-complete dilemmas per coefficient (fewest over seeds)
     nan_rate: dict[float, float]  # share of invalid rows per coefficient (all evaluated rows)
     n_common: int
-    retention: float  # valid dilemmas at the worse end / valid at c=0
+    retention: float  # share of the c=0-valid dilemmas still valid, at the worse end (overlap_retention)
     effect: float
     ci_low: float
     ci_high: float
@@ -200,10 +200,30 @@ class MethodStats:
         return endpoints(self.coeffs)
 
     def range_note(self) -> str:
+        """Which rule put the method out of range, with its figures."""
         lo, hi = self.lo_hi
-        return (f"OUT OF RANGE: worse end keeps {self.retention:.0%} of the {self.n_valid.get(0.0, 0)} dilemmas "
-                f"valid at c=0 (c={lo:+g}: {self.n_valid.get(lo, 0)}, c={hi:+g}: {self.n_valid.get(hi, 0)}), "
-                f"N common {self.n_common}")
+        rules = []
+        if not self.retention >= MIN_RETENTION:
+            rules.append(f"retention {self.retention:.0%} < {MIN_RETENTION:.0%}: the worse end keeps {self.retention:.0%} "
+                         f"of the {self.n_valid.get(0.0, 0)} dilemmas valid at c=0 (valid at c={lo:+g}: "
+                         f"{self.n_valid.get(lo, 0)}, c={hi:+g}: {self.n_valid.get(hi, 0)})")
+        if self.n_common < MIN_COMMON:
+            rules.append(f"N common {self.n_common} < {MIN_COMMON}")
+        return "OUT OF RANGE (" + "; ".join(rules) + ")"
+
+
+def overlap_retention(cube: pd.DataFrame, seeds: list, lo: float, hi: float) -> float:
+    """The share of the dilemmas valid at c=0 that are still valid at an end, at the worse end and seed: an
+    overlap, never above 1, and a method that loses some dilemmas while it gains others is not hidden."""
+    shares = []
+    for s in seeds:
+        if (s, 0.0) not in cube:
+            return math.nan
+        base = cube[(s, 0.0)].notna()
+        if not base.any():
+            return math.nan
+        shares += [float((cube[(s, c)].notna() & base).sum() / base.sum()) for c in (lo, hi)]
+    return min(shares) if shares else math.nan
 
 
 def analyse(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, value: str, min_pmass: float = MIN_PMASS,
@@ -242,8 +262,7 @@ def analyse(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, value: str, min_pmas
     effect = float(np.mean(effect_by_seed))
     nll = marked.groupby(["seed", "coeff"])["nll"].first().groupby("coeff").mean()
     dnll = max((float(nll.get(c, math.nan) - nll.get(0.0, math.nan)) for c in (lo, hi)), default=math.nan)
-    c0_valid = n_valid.get(0.0, 0)
-    retention = min(n_valid[lo], n_valid[hi]) / c0_valid if c0_valid else math.nan
+    retention = overlap_retention(cube, seeds, lo, hi)
     return MethodStats(
         method=method, value=value, coeffs=coeffs, n_value=len(labelled & evaluated), n_valid=n_valid,
         nan_rate=nan_rate, n_common=len(common), retention=retention, effect=effect, ci_low=ci[0], ci_high=ci[1],

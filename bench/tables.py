@@ -21,6 +21,7 @@ from tabulate import tabulate
 
 from bench.agreement import pair_verdicts, rank_agreement
 from bench.models import model_slug
+from bench.paper_metrics import add_paper_columns, value_significance
 from bench.plots import build_plots
 from bench.report import (
     ALPHA,
@@ -101,6 +102,9 @@ def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed
     folder = run_dir / "tables"
     coeffs = sorted(float(c) for c in rows["coeff"].unique())
     table, stats = method_table(rows, dilemmas, status, value, min_pmass, seed)
+    scores = dilemma_scores(rows, dilemmas, min_pmass)
+    significance = value_significance(scores)  # per value: Breadth, and value_effects.csv's p columns
+    table = add_paper_columns(table, status, significance)
     strength = run_strength(rows)
     main, bold = main_display(table)
     write_table(folder, "main", main, bold, table_caption(value, strength))
@@ -114,8 +118,7 @@ def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed
     write_table(folder, "sensitivity", sensitivity_display(sens),
                 caption=f"{value}: headline statistics at min pmass 0 (every finite answer counts) and 0.5 "
                         f"(the default NaN filter)")
-    scores = dilemma_scores(rows, dilemmas, min_pmass)
-    effects = value_effects(scores)
+    effects = value_effects(scores).merge(significance, on=["method", "value"], how="left")
     methods = run_methods(rows, status)
     for m in methods:
         write_table(folder, f"coefficients_{m}", coefficient_table(effects, m, value, coeffs),

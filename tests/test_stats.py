@@ -205,3 +205,22 @@ def test_bold_needs_range_and_holm_significance(dd):
     assert bold_null == set()
     pairs = pairwise_table(stats)
     assert len(pairs) == 1 and pairs.loc[0, "n_common"] == stats["null"].n_common
+
+
+def test_retention_is_an_overlap_so_swapped_dilemmas_are_not_hidden():
+    """At c=+1 the method loses half the dilemmas valid at c=0 and gains as many that were not: the old ratio
+    of counts said 100%; the overlap says 50%, and the note names the rule that fired."""
+    n = 40
+    dil = pd.DataFrame({"idx": np.arange(2 * n), "dilemma_idx": np.repeat(np.arange(n), 2),
+                        "labels": [["A"] if i % 2 == 0 else [] for i in range(2 * n)]})
+    valid0 = set(range(0, 20))  # c=0 answers dilemmas 0-19; c=+1 answers 10-29 (half swapped); c=-1 as c=0
+    frames = []
+    for c, valid in ((-1.0, valid0), (0.0, valid0), (1.0, set(range(10, 30)))):
+        pm = np.array([0.9 if i // 2 in valid else 0.1 for i in range(2 * n)])
+        frames.append(pd.DataFrame({"method": "m", "seed": 0, "coeff": c, "idx": dil["idx"], "nll": 2.0,
+                                    "dilemma_idx": dil["dilemma_idx"], "logratio": 0.1 * c, "pmass": pm}))
+    st = analyse(pd.concat(frames, ignore_index=True), dil, "A")
+    assert st.n_valid == {-1.0: 20, 0.0: 20, 1.0: 20}  # equal counts: a ratio of counts would say 100%
+    assert st.retention == pytest.approx(0.5) and not st.in_range
+    note = st.range_note()
+    assert note.startswith("OUT OF RANGE (retention 50% < 80%") and "N common 10 < 30" in note

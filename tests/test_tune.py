@@ -133,3 +133,14 @@ def full_split(dilemmas_dir):
     from bench.dilemmas import load_dilemmas
 
     return dilemma_split(load_dilemmas(dilemmas_dir), TARGET)
+
+
+def test_the_tune_command_rejects_a_bad_grid_before_any_work(tmp_path, capsys):
+    from bench.cli import main
+
+    bad = tmp_path / "grid.json"
+    bad.write_text("{not json")
+    assert main(["tune", "--grid", str(bad), "--results-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"steerbench: error: tuning grid {bad} cannot be read")
+    assert not (tmp_path / "r").exists()
