@@ -25,6 +25,7 @@ from typing import Iterable
 import pandas as pd
 import torch
 
+from bench.dtype_choice import SHORT
 from bench.paths import data_file
 
 REFERENCE_FILE = data_file("cost_reference.json")
@@ -56,8 +57,7 @@ def forward_probe_seconds(model: torch.nn.Module, shape: tuple[int, int] = PROBE
 @dataclass(frozen=True)
 class MethodPlan:
     name: str
-    fit: bool  # not yet cached
-    n_fits: int  # training seeds to fit
+    n_fits: int  # training seeds not yet in the cache
     kl_search: bool  # matched strength: a c* search (or, for a discrete method, KL at +-1)
     sign: bool
     evaluations: int  # steered DailyDilemmas chunks
@@ -66,7 +66,6 @@ class MethodPlan:
 @dataclass(frozen=True)
 class Estimate:
     seconds: float
-    reference_seconds: float  # the same plan on the reference machine
     scale: float  # this machine's probe / the reference's
     dtype: str
     threads: int
@@ -103,7 +102,7 @@ def reference_seconds(ref: dict, plans: Iterable[MethodPlan], n_prompts: int, n_
         if fit is None:
             fit = slowest  # a plugin without a reference: counted as the slowest reference fit
             notes.append(f"{plan.name} has no reference fit time (counted as the slowest, {human(fit)})")
-        total += plan.fit * plan.n_fits * fit * n_pairs / ref["n_pairs"]
+        total += plan.n_fits * fit * n_pairs / ref["n_pairs"]
         if plan.kl_search:
             total += ref["kl_seconds"].get(plan.name, ref["kl_seconds"]["other"])
         total += plan.sign * ref["sign_seconds"] + ref["probe_seconds"] + plan.evaluations * per_eval
@@ -124,8 +123,8 @@ def estimate(loaded, plans: list[MethodPlan], n_prompts: int, n_pairs: int, cont
         wide = copy.deepcopy(loaded.model).to(torch.float32)
         fp32 = base * forward_probe_seconds(wide) / ref["forward_probe_seconds"]
         del wide
-    dtype = {torch.bfloat16: "bf16", torch.float32: "fp32", torch.float16: "fp16"}.get(loaded.dtype, str(loaded.dtype))
-    return Estimate(base * scale, base, scale, dtype, torch.get_num_threads(), notes, fp32, probe)
+    dtype = SHORT.get(loaded.dtype, str(loaded.dtype))
+    return Estimate(base * scale, scale, dtype, torch.get_num_threads(), notes, fp32, probe)
 
 
 def build_reference(run_dir: Path, model: torch.nn.Module) -> dict:
@@ -133,7 +132,8 @@ def build_reference(run_dir: Path, model: torch.nn.Module) -> dict:
     one seed, from an empty cache) and this machine's forward probe on the run's model and dtype."""
     status = json.loads((run_dir / "status.json").read_text())
     run, methods = status["_run"], {k: v for k, v in status.items() if not k.startswith("_")}
-    stages, computed = _first_process(run)
+    first = next(iter(run["processes"].values()))  # the run itself, not a later rerun of the same folder
+    stages, computed = first["stage_seconds"], first["computed"]
     n_eval = computed["evaluations"]  # the c=0 chunk included
     passes = {m: v["strength"].get("forward_passes") or 0 for m, v in methods.items()}
     discrete = [m for m, v in methods.items() if v["strength"].get("discrete")]
@@ -142,7 +142,7 @@ def build_reference(run_dir: Path, model: torch.nn.Module) -> dict:
     per_pass = stages["KL search (c*)"] / total_passes
     continuous = [m for m in methods if m not in discrete]
     config = json.loads((run_dir / "config.json").read_text())
-    probe = next(iter(run["processes"].values())).get("estimate", {}).get("probe_seconds")
+    probe = first.get("estimate", {}).get("probe_seconds")
     return {
         "source": f"{run_dir}: status.json stage seconds, and the forward probe the run measured at its start",
         # the run's own probe, taken seconds before its stages were timed; older runs: the median of five now
@@ -159,13 +159,8 @@ def build_reference(run_dir: Path, model: torch.nn.Module) -> dict:
         "kl_seconds": {**{m: round(per_pass * (2 * kl_batches if m in discrete else passes[m]), 1) for m in methods},
                        "other": round(per_pass * sum(passes[m] for m in continuous) / len(continuous), 1)},
         "fit_seconds": {m: v["fit_seconds"] for m, v in methods.items()},
-        "wall_seconds": next(iter(run["processes"].values()))["wall_seconds"],  # the run itself, not a later rerun
+        "wall_seconds": first["wall_seconds"],
     }
-
-
-def _first_process(run: dict) -> tuple[dict, dict]:
-    proc = next(iter(run["processes"].values()))
-    return proc["stage_seconds"], proc["computed"]
 
 
 if __name__ == "__main__":  # python -m bench.cost results/smollm2-135m/default  -> data/cost_reference.json

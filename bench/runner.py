@@ -219,7 +219,7 @@ class Runner:
         for name, cls in self.method_classes.items():
             seeds = cfg.seeds if cls.seeded else [cfg.seed]
             to_fit = sum(not self.artefacts.is_cached(name, s) for s in seeds)
-            plans.append(MethodPlan(name, fit=to_fit > 0, n_fits=to_fit, kl_search=cfg.strength == "matched",
+            plans.append(MethodPlan(name, n_fits=to_fit, kl_search=cfg.strength == "matched",
                                     sign=cls.sign_calibrated and cfg.calibrate_sign, evaluations=steered * len(seeds)))
         return plans
 

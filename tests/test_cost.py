@@ -11,7 +11,7 @@ from bench.cost import MethodPlan, human, load_reference, reference_seconds
 
 
 def plan(name, fit=True, evaluations=2, sign=True):
-    return MethodPlan(name, fit=fit, n_fits=int(fit), kl_search=True, sign=sign, evaluations=evaluations)
+    return MethodPlan(name, n_fits=int(fit), kl_search=True, sign=sign, evaluations=evaluations)
 
 
 def test_the_reference_plan_reproduces_the_reference_run():
