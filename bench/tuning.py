@@ -147,10 +147,26 @@ def tune(cfg: RunConfig, grid: Grid) -> tuple[pd.DataFrame, Path]:
             chunks = runner.sweep.rows(method, fitted, base)
             frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
             kl = runner.status[method].get("strength", {})
-            records.append(_row(cand, runner, fitted, frame, kl, position))
-    table = select(pd.DataFrame(records), grid.dnll_bound)
+            records.append({**_row(cand, runner, fitted, frame, kl, position), "grid_sha": grid.sha})
+        # each finished method is written at once (merged with the methods an earlier tune finished under the
+        # same grid), so a tune cut off after hours keeps, and can commit, every method it completed
+        table, tuned = _write(pd.DataFrame(records), grid, cfg, k)
+    return table, tuned
+
+
+def _write(fresh: pd.DataFrame, grid: Grid, cfg: RunConfig, k: int) -> tuple[pd.DataFrame, Path]:
     out = Path(cfg.results_dir) / model_slug(cfg.model) / "tuning"
-    atomic_write_frame(out / "tuning.csv", table)
+    earlier = out / "tuning.csv"
+    if earlier.is_file():
+        old = pd.read_csv(earlier)
+        if "grid_sha" in old and (old["grid_sha"] == grid.sha).all():
+            old = old[~old["method"].isin(fresh["method"])].drop(columns=["in_range", "chosen"], errors="ignore")
+            order = {m: i for i, m in enumerate(grid.candidates)}
+            fresh = pd.concat([old, fresh], ignore_index=True)
+            fresh = fresh.sort_values(["method", "position"], key=lambda c: c.map(order) if c.name == "method" else c,
+                                      kind="stable", ignore_index=True)
+    table = select(fresh, grid.dnll_bound)
+    atomic_write_frame(earlier, table)
     atomic_write_text(out / "tuning.md", render(table, grid, cfg, k))
     return table, write_tuned(table, grid, cfg)
 
