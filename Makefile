@@ -21,7 +21,7 @@ PERF_RUN   ?= $(wildcard results/smollm2-135m/default)
 PERF_DTYPE ?= auto
 ARGS       ?=
 
-.PHONY: install install-gemma bench smoke tune test lock list tables perf precision projection
+.PHONY: install install-gemma bench smoke tune frontier test lock list tables perf precision projection
 
 install: $(STAMP)
 
@@ -54,6 +54,12 @@ smoke: $(STAMP)
 tune: $(STAMP)
 	$(PY) -m bench tune --model $(MODEL) --methods $(METHODS) --kl-budget $(KL_BUDGET) \
 		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+
+# the effect-cost frontier: every method at each KL budget of the ladder (test dilemmas; tuned defaults when committed)
+KL_BUDGETS ?= 0.01,0.03,0.1,0.3
+frontier: $(STAMP)
+	$(PY) -m bench run --model $(MODEL) --methods $(METHODS) --kl-budget $(KL_BUDGET) --kl-budgets $(KL_BUDGETS) \
+		--run-name frontier $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m ruff check bench methods tests

@@ -11,7 +11,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from bench.config import RunConfig, parse_coeffs, parse_method_args
+from bench.config import RunConfig, parse_budgets, parse_coeffs, parse_method_args
 from bench.dilemmas import DEFAULT_TARGET
 from bench.errors import SteerbenchError
 from bench.validate import check_run_folder
@@ -76,6 +76,7 @@ def config_from_args(args: argparse.Namespace, extra: list[str]) -> RunConfig:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if f.metadata.get("flag") != ""}
     values["methods"] = parse_method_list(values["methods"])
     values["coeffs"] = parse_coeffs(values["coeffs"])
+    values["kl_budgets"] = parse_budgets(values["kl_budgets"])
     return RunConfig(**values, method_options=parse_method_args(extra))
 
 

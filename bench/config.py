@@ -70,6 +70,9 @@ class RunConfig:
                             "per-token KL from the unsteered model on held-out text equals --kl-budget; raw: as given",
                             choices=("matched", "raw"))
     kl_budget: float = setting(0.1, "nats/token on held-out neutral text, for --strength matched")
+    kl_budgets: list[float] = setting(factory=list, cli="", help="comma list of KL budgets for the effect-cost "
+                                      "frontier (make frontier: 0.01,0.03,0.1,0.3): every method is also evaluated at "
+                                      "+-c* of each, read from one KL-versus-c curve; the main table stays at --kl-budget")
     trust_remote_code: bool = setting(False, "allow model code from the hub (off by default)")
     tuned: str = setting("auto", "method defaults: auto (data/tuned/<model>.json, made by make tune, when it exists; "
                          "else the built-in defaults, marked untuned), none (built-in), or a tuned-defaults file; "
@@ -82,12 +85,37 @@ class RunConfig:
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.n_seeds)]
 
+    @property
+    def budgets(self) -> list[float]:
+        """Every KL budget the run evaluates (the main one included), ascending; none at raw strength."""
+        return [] if self.strength == "raw" else sorted({*self.kl_budgets, self.kl_budget})
+
     def identity(self) -> dict:
         """What determines the results (not where they are written)."""
         d = dataclasses.asdict(self)
         for k in ("results_dir", "run_name", "batch_size", "device", "prefix_cache", "layer_replay", "tables"):
             d.pop(k)
+        if not d["kl_budgets"]:
+            d.pop("kl_budgets")  # a single-budget run keeps the name it had before frontiers existed
         return d
+
+
+def parse_budgets(spec: str | list) -> list[float]:
+    """``--kl-budgets 0.01,0.03,0.1,0.3``: positive, finite, each once (empty: the main budget only)."""
+    parts = spec if isinstance(spec, list) else [p for p in str(spec).split(",") if p.strip()]
+    out = []
+    for p in parts:
+        try:
+            b = float(p)
+        except (TypeError, ValueError):
+            raise SteerbenchError(f"KL budget {str(p).strip()!r} is not a number; give a comma list such as "
+                                  "0.01,0.03,0.1,0.3") from None
+        if not (b > 0 and b != float("inf")):
+            raise SteerbenchError(f"KL budget {b:g} is out of range; accepted: positive finite nats/token")
+        if b in out:
+            raise SteerbenchError(f"KL budget {b:g} is listed twice in {spec!r}; each budget once")
+        out.append(b)
+    return sorted(out)
 
 
 def parse_coeffs(spec: str | list) -> list[float]:

@@ -26,7 +26,7 @@ def _legend(ax, ncol: int = 1) -> None:
         ax.legend(fontsize=7, ncol=ncol, frameon=False)
 
 
-def _save(fig, folder: Path, name: str) -> None:
+def save(fig, folder: Path, name: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     for ext in ("png", "pdf"):
@@ -94,10 +94,38 @@ def framework_bars(effects: pd.DataFrame, methods: list[str]):
     return fig
 
 
+def frontier_plot(table: pd.DataFrame, value: str):
+    """Effect against the KL reached (log x), one line per method, 95% CI bars, hollow markers out of range;
+    the random vector drawn as the noise floor: a dashed line inside its shaded CI band."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    ok = table.dropna(subset=["effect", "kl"]) if "effect" in table else table.iloc[0:0]
+    ok = ok[ok["kl"] > 0]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (method, g) in enumerate(ok.groupby("method", sort=False)):
+        g = g.sort_values("kl")
+        if method == "random":
+            ax.fill_between(g["kl"], g["ci_low"], g["ci_high"], color="grey", alpha=0.2, lw=0)
+            ax.plot(g["kl"], g["effect"], ls="--", color="grey", lw=1, label="random (noise floor, 95% CI band)")
+            continue
+        color = colors[i % len(colors)]
+        ax.plot(g["kl"], g["effect"], color=color, lw=1, label=method)
+        for _, r in g.iterrows():
+            err = [[max(r["effect"] - r["ci_low"], 0.0)], [max(r["ci_high"] - r["effect"], 0.0)]]
+            ax.errorbar(r["kl"], r["effect"], yerr=err, fmt="o", ms=4, capsize=2, color=color,
+                        mfc=color if bool(r["in_range"]) else "white")
+    ax.set_xscale("log")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_xlabel("KL from the unsteered model on held-out text (nats/token, at +-c*; log scale)")
+    ax.set_ylabel(f"Effect on {value} (log-odds)")
+    ax.set_title("Effect-cost frontier on test dilemmas (hollow: out of range)")
+    _legend(ax, ncol=2)
+    return fig
+
+
 def build_plots(folder: Path, scores: pd.DataFrame, effects: pd.DataFrame, raw: pd.DataFrame, value: str,
                 methods: list[str]) -> None:
-    _save(score_vs_coeff(scores, value, methods), folder, "score_vs_coeff")
-    _save(effect_vs_cost(raw, value, "dnll"), folder, "effect_vs_dnll")
+    save(score_vs_coeff(scores, value, methods), folder, "score_vs_coeff")
+    save(effect_vs_cost(raw, value, "dnll"), folder, "effect_vs_dnll")
     if "kl" in raw and raw["kl"].notna().any():  # matched strength: the budget's own axis
-        _save(effect_vs_cost(raw, value, "kl"), folder, "effect_vs_kl")
-    _save(framework_bars(effects, methods), folder, "frameworks")
+        save(effect_vs_cost(raw, value, "kl"), folder, "effect_vs_kl")
+    save(framework_bars(effects, methods), folder, "frameworks")

@@ -43,7 +43,15 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         raise SteerbenchError(f"{run_dir}: a stored result file cannot be read ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     dilemmas["labels"] = dilemmas["labels"].apply(list)
-    return rows, dilemmas, status
+    return main_budget(rows, status), dilemmas, status
+
+
+def main_budget(rows: pd.DataFrame, status: dict) -> pd.DataFrame:
+    """A frontier run's rows at its main KL budget (what every table but the frontier's reports)."""
+    frontier = status.get("_frontier")
+    if not frontier or "budget" not in rows:
+        return rows
+    return rows[(rows["budget"] == frontier["main"]) | rows["budget"].isna()].reset_index(drop=True)
 
 
 def run_strength(rows: pd.DataFrame) -> str:

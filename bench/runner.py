@@ -46,7 +46,7 @@ from bench.validate import check_method_layers, validate_config
 from methods import get_method_class
 
 log = logging.getLogger(__name__)
-ROW_COLUMNS = ["model", "method", "seed", "strength", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
+ROW_COLUMNS = ["model", "method", "seed", "strength", "budget", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
                "logratio", "pmass", "nll", "shared_c0"]
 
 
@@ -198,6 +198,8 @@ class Runner:
             return self.run_dir
         self._write_rows(chunks)
         self.status["_baseline"] = {"yesno": baseline_yesno}  # the unsteered model on the yes/no probe
+        if len(self.cfg.budgets) > 1:  # the tables read the main budget; bench.frontier reads them all
+            self.status["_frontier"] = {"budgets": self.cfg.budgets, "main": self.cfg.kl_budget}
         work = {"forward_passes": self.forward_passes, "computed": self.work, "stage_seconds": self.clock.as_dict(),
                 "estimate": self.estimate,
                 "wall_seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": peak_rss_mb()}
@@ -220,7 +222,8 @@ class Runner:
             seeds = cfg.seeds if cls.seeded else [cfg.seed]
             to_fit = sum(not self.artefacts.is_cached(name, s) for s in seeds)
             plans.append(MethodPlan(name, n_fits=to_fit, kl_search=cfg.strength == "matched",
-                                    sign=cls.sign_calibrated and cfg.calibrate_sign, evaluations=steered * len(seeds)))
+                                    sign=cls.sign_calibrated and cfg.calibrate_sign,
+                                    evaluations=steered * len(seeds) * max(len(cfg.budgets), 1)))
         return plans
 
     def _log_estimate(self) -> None:
@@ -236,11 +239,11 @@ class Runner:
 
     def _write_rows(self, chunks: list[pd.DataFrame]) -> None:
         rows = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(
-            columns=["idx", "logratio", "pmass", "nll", "method", "coeff", "effective_coeff", "shared_c0", "seed"])
+            columns=["idx", "logratio", "pmass", "nll", "method", "coeff", "effective_coeff", "shared_c0", "seed", "budget"])
         rows = rows.merge(self.dilemmas.rows[["idx", "dilemma_idx", "action_type"]], on="idx", how="left")
         rows["model"] = self.cfg.model
         rows["strength"] = self.cfg.strength
-        rows = rows[ROW_COLUMNS].sort_values(["method", "seed", "coeff", "dilemma_idx", "idx"]).reset_index(drop=True)
+        rows = rows[ROW_COLUMNS].sort_values(["method", "seed", "budget", "coeff", "dilemma_idx", "idx"]).reset_index(drop=True)
         atomic_write_frame(self.run_dir / "rows.parquet", rows)
         labels = self.dilemmas.rows[["idx", "dilemma_idx", "action_type", "action", "labels"]]
         labels = labels.assign(split=labels["dilemma_idx"].map(self.split))

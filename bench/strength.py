@@ -93,7 +93,8 @@ class KLProbe:
 
 
 def matched_strength(probe: KLProbe, steering: Steering, budget: float = 0.1, start: float = 1.0,
-                     max_coeff: float = 1024.0, rel_tol: float = 0.05, max_steps: int = 24) -> StrengthResult:
+                     max_coeff: float = 1024.0, rel_tol: float = 0.05, max_steps: int = 24,
+                     curve: dict[float, tuple[float, float]] | None = None) -> StrengthResult:
     """The ``|c|`` at which mean(KL(+c), KL(-c)) equals ``budget`` (within ``rel_tol``).
 
     KL grows roughly as c^2 near 0 and close to a power law beyond, so the search runs on log c: a
@@ -101,11 +102,16 @@ def matched_strength(probe: KLProbe, steering: Steering, budget: float = 0.1, st
     then Brent's method on log KL - log budget (``scipy.optimize.root_scalar``), which needs a few
     evaluations where bisection on c needed about ten. Bounded at ``max_coeff``: beyond it the method is
     reported as unable to reach the budget.
+
+    ``curve`` (|c| -> (KL(+c), KL(-c))) is the method's KL-versus-c curve measured so far, shared by every
+    budget of a frontier and extended in place: a budget the curve already brackets starts from its
+    tightest bracket (a point already within tolerance costs no forward pass), so a ladder of budgets is
+    read from one curve instead of a fresh search each.
     """
     from scipy.optimize import root_scalar
 
     start_passes = probe.forward_passes
-    cache: dict[float, tuple[float, float]] = {}
+    cache: dict[float, tuple[float, float]] = curve if curve is not None else {}
 
     def f(m: float) -> float:
         if m not in cache:
@@ -117,11 +123,22 @@ def matched_strength(probe: KLProbe, steering: Steering, budget: float = 0.1, st
         return StrengthResult(budget, m if reached else math.nan, (kp + km) / 2, reached,
                               probe.forward_passes - start_passes, kp, km)
 
-    k0 = f(start)
-    m = start * math.sqrt(budget / k0) if k0 > 0 else start * 2
-    m = min(max(m, start / 1024), max_coeff)
-    lo = hi = None
-    for _ in range(max_steps):  # bracket: lo below the budget, hi at or above it
+    known = [x for x in cache if x <= max_coeff]
+    close = [x for x in known if abs(f(x) - budget) <= rel_tol * budget]
+    if close:  # the curve already has a point at this budget
+        return done(min(close, key=lambda x: abs(f(x) - budget)), True)
+    below = [x for x in known if f(x) < budget]
+    above = [x for x in known if f(x) >= budget]
+    if below and above and max(below) < min(above):  # bracketed by the curve: start from its tightest bracket
+        lo, hi = max(below), min(above)
+        m = math.exp((math.log(lo) + math.log(hi)) / 2)
+    else:
+        lo = hi = None
+        near = min(known, key=lambda x: abs(math.log(max(f(x), 1e-12) / budget))) if known else start
+        k0 = f(near)
+        m = near * math.sqrt(budget / k0) if k0 > 0 else near * 2
+        m = min(max(m, start / 1024), max_coeff)
+    for _ in range(max_steps if lo is None else 0):  # bracket: lo below the budget, hi at or above it
         if f(m) < budget:
             lo = m if lo is None else max(lo, m)
             if hi is not None:

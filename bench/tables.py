@@ -127,6 +127,10 @@ def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed
                 caption=f"Mean Effect per framework family (values on >= {MIN_DILEMMAS_PER_VALUE} common dilemmas)")
     atomic_write_frame(folder / "value_effects.csv", effects)
     build_plots(run_dir / "plots", common_only(scores), effects, table, value, methods)
+    if "_frontier" in status:  # a frontier run: the same rows at every budget of its ladder
+        from bench.frontier import write_frontier
+
+        write_frontier(run_dir, value, min_pmass, seed)
     return folder
 
 

@@ -94,6 +94,11 @@ def validate_config(cfg: "RunConfig") -> None:
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED - cfg.n_seeds:
         raise SteerbenchError(f"--seed {cfg.seed!r} is out of range; accepted: an integer in [0, {MAX_SEED - cfg.n_seeds}]")
     positive("--kl-budget", cfg.kl_budget)
+    for b in cfg.kl_budgets:
+        positive("--kl-budgets", b)
+    if cfg.kl_budgets and cfg.strength == "raw":
+        raise SteerbenchError(f"--kl-budgets {','.join(f'{b:g}' for b in cfg.kl_budgets)} needs --strength matched "
+                              "(a raw-strength run has no KL budget)")
     between("--min-pmass", cfg.min_pmass, 0.0, 1.0)
     one_of("--strength", cfg.strength, ("raw", "matched"))
     one_of("--split", cfg.split, SPLITS)

@@ -38,7 +38,7 @@ def test_tables_and_plots_from_a_run_without_a_model(tiny_model_dir, small_data_
 
     from bench import plots
     seen = []
-    monkeypatch.setattr(plots, "_save", lambda fig, folder, name: (seen.append(
+    monkeypatch.setattr(plots, "save", lambda fig, folder, name: (seen.append(
         (name, [ax.get_xlabel() for ax in fig.axes], [ax.get_ylabel() for ax in fig.axes])), plt.close(fig)))
     from bench.tables import build_tables
 
