@@ -250,6 +250,12 @@ def main_display(table: pd.DataFrame) -> tuple[pd.DataFrame, set[tuple[int, str]
             shown["Efficiency"] = ["n/a" if n == 0 else cell(x) for x, n in zip(table["efficiency"], table["n_parameters"])]
             shown["Breadth (values)"] = ["" if b != b else f"{int(b)} of {int(o)}"
                                          for b, o in zip(table["breadth"], table["breadth_of"])]
+        if "f1" in table:
+            shown["Steering F1"] = [cell(x) for x in table["f1"]]
+            kept = table["capability_kept"] if "capability_kept" in table else [math.nan] * len(table)
+            shown["Capability kept"] = ["" if x != x else _pct(x) for x in kept]
+        if "coherence_range" in table:
+            shown["Coherence range"] = table["coherence_range"].fillna("")
         if (table["n_seeds"].fillna(1) > 1).any():
             shown["Seeds"] = [("" if math.isnan(n) else str(int(n))) for n in table["n_seeds"]]
             shown["Effect sd (seeds)"] = [cell(x) for x in table["effect_sd"]]

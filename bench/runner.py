@@ -132,6 +132,10 @@ class Runner:
         self.sweep = Sweep(cfg, self.loaded, self.method_classes, self.artefacts, self.evaluations, self.book,
                            self.clock, continuations, kl_texts_hash=stable_hash(load_heldout(CALIBRATION), 8),
                            base_system=self.base_system)  # c* is searched on the calibration half
+        from bench.control import ControlBook
+
+        self.sweep.control = ControlBook(self.loaded, self.cache, model_key, cfg.batch_size, self.base_system,
+                                         self.artefacts, self.clock)
         self.pairs_hash = pairs_hash
         log.info("%d %s dilemmas (%d rows), %d honesty pairs, coefficients %s", self.dilemmas.rows["dilemma_idx"].nunique(),
                  cfg.split, len(self.dilemmas.rows), len(self.pairs), cfg.coeffs)
@@ -248,3 +252,4 @@ class Runner:
         labels = self.dilemmas.rows[["idx", "dilemma_idx", "action_type", "action", "labels"]]
         labels = labels.assign(split=labels["dilemma_idx"].map(self.split))
         atomic_write_frame(self.run_dir / "dilemmas.parquet", labels)
+        atomic_write_frame(self.run_dir / "control.parquet", self.sweep.control.frame())  # off-target items

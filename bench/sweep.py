@@ -64,6 +64,7 @@ class Sweep:
         self.artefacts, self.evaluations, self.status, self.clock = artefacts, evaluations, status, clock
         self.continuations, self.kl_texts_hash, self.base_system = continuations, kl_texts_hash, base_system
         self._kl_probe = None
+        self.control = None  # a bench.control.ControlBook, set by the runner
 
     @property
     def kl_probe(self):
@@ -203,4 +204,8 @@ class Sweep:
                 frame = self.evaluations.chunk(fitted.steering, fitted.key, effective, f"{name} c={coeff:+g}{at}")
                 shared = False
             chunks.append(frame.assign(method=name, coeff=coeff, effective_coeff=effective, shared_c0=shared))
+            if self.control is not None:  # the off-target control items, at the same coefficient
+                self.control.at(fitted, fitted.steering, effective, shared, method=name, coeff=coeff,
+                                seed=fitted.meta.get("seed", self.cfg.seed),
+                                budget=float("nan") if budget is None else budget)
         return chunks

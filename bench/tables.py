@@ -21,7 +21,7 @@ from tabulate import tabulate
 
 from bench.agreement import pair_verdicts, rank_agreement
 from bench.models import model_slug
-from bench.paper_metrics import add_paper_columns, value_significance
+from bench.paper_metrics import add_f1_columns, add_paper_columns, coherence_range, load_control_rows, value_significance
 from bench.plots import build_plots
 from bench.report import (
     ALPHA,
@@ -105,6 +105,14 @@ def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed
     scores = dilemma_scores(rows, dilemmas, min_pmass)
     significance = value_significance(scores)  # per value: Breadth, and value_effects.csv's p columns
     table = add_paper_columns(table, status, significance)
+    table = add_f1_columns(table, rows, dilemmas, load_control_rows(run_dir), value, min_pmass)
+    front = None
+    if "_frontier" in status:  # a frontier run: the same rows at every budget of its ladder
+        from bench.frontier import write_frontier
+
+        front = write_frontier(run_dir, value, min_pmass, seed)
+    table["coherence_range"] = coherence_range(table, status, rows, dilemmas, value, min_pmass,
+                                               front.table if front is not None else None)
     strength = run_strength(rows)
     main, bold = main_display(table)
     write_table(folder, "main", main, bold, table_caption(value, strength))
@@ -127,10 +135,6 @@ def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed
                 caption=f"Mean Effect per framework family (values on >= {MIN_DILEMMAS_PER_VALUE} common dilemmas)")
     atomic_write_frame(folder / "value_effects.csv", effects)
     build_plots(run_dir / "plots", common_only(scores), effects, table, value, methods)
-    if "_frontier" in status:  # a frontier run: the same rows at every budget of its ladder
-        from bench.frontier import write_frontier
-
-        write_frontier(run_dir, value, min_pmass, seed)
     return folder
 
 
