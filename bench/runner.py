@@ -32,6 +32,7 @@ from bench.distributed import ProcessShard
 from bench.errors import SteerbenchError
 from bench.evaluations import EvaluationStore
 from bench.evaluator import CALIBRATION, EVALUATION, load_heldout
+from bench.examples import ExampleBook, pick_examples
 from bench.models import LoadedModel, load_model, model_slug
 from bench.pairs import HonestyPair, make_pairs
 from bench.parameters import fitted_parameters
@@ -42,6 +43,7 @@ from bench.steering import NoSteering
 from bench.store import atomic_write_frame, atomic_write_json, check_writable, stable_hash, write_status
 from bench.sweep import StatusBook, Sweep
 from bench.timing import StageClock
+from bench.tuning import starting_points
 from bench.validate import check_method_layers, validate_config
 from methods import get_method_class
 
@@ -56,7 +58,7 @@ class Runner:
         # Validate everything cheap before any compute: method names and options, output folder.
         validate_config(cfg)  # every run option, the run name, the suffix file: one line, before any work
         self.method_classes = {name: get_method_class(name) for name in cfg.methods}
-        self.tuning = self._tuned_defaults()  # per method: the tuned candidate it starts from, or untuned
+        self.tuning = starting_points(cfg)  # per method: the tuned candidate it starts from, or untuned
         self.options = {name: build_options(cls, {**self.tuning[name].get("options", {}), **cfg.method_options.get(name, {})})
                         for name, cls in self.method_classes.items()}
         for name in set(cfg.method_options) - set(cfg.methods):
@@ -79,25 +81,12 @@ class Runner:
         self.pairs: list[HonestyPair] = []
         self.pairs_hash = ""
         self.split: pd.Series | None = None  # dilemma_idx -> dev / test, for every dilemma of the dataset
+        self.example_rows: pd.DataFrame | None = None  # the examples' fixed dev dilemmas (bench.examples)
+        self.model_key: dict = {}
         self.base_rows: pd.DataFrame | None = None  # the shared c=0 chunk, set by run()
         self.artefacts: ArtefactStore | None = None
         self.evaluations: EvaluationStore | None = None
         self.sweep: Sweep | None = None
-
-    def _tuned_defaults(self) -> dict[str, dict]:
-        """Each method's starting options: the committed tuned choice for this model (``make tune``), or none."""
-        from bench.tuning import tuned_defaults
-
-        cfg = self.cfg
-        tuned = None if cfg.tuned == "none" else tuned_defaults(cfg.model, None if cfg.tuned == "auto" else Path(cfg.tuned))
-        if tuned is None and cfg.tuned not in ("auto", "none"):
-            raise SteerbenchError(f"--tuned {cfg.tuned!r} is not a file; accepted: auto, none, or a tuned-defaults file")
-        out = {}
-        for name in cfg.methods:
-            entry = (tuned or {}).get("methods", {}).get(name)
-            out[name] = ({"file": tuned["path"], "grid_sha": tuned.get("grid_sha"), "candidate": entry.get("candidate"),
-                          "options": entry.get("options", {})} if entry and entry.get("candidate") else {"untuned": True})
-        return out
 
     @property
     def status(self) -> dict[str, dict]:
@@ -114,6 +103,7 @@ class Runner:
             check_target(dilemmas, cfg.target)
             # Only this run's side of the dev/test split is ever rendered or scored (bench.split).
             side, self.split = restrict(dilemmas, cfg.target, cfg.split)
+            self.example_rows = pick_examples(dilemmas.rows, self.split, cfg.target)  # dev only, never scored
             self.dilemmas = select_subset(side, cfg.n_dilemmas, cfg.target, cfg.seed)
             self.loaded = load_model(cfg.model, cfg.dtype, cfg.device, cfg.trust_remote_code)
             self.loaded.replay.enabled = cfg.layer_replay
@@ -136,6 +126,7 @@ class Runner:
 
         self.sweep.control = ControlBook(self.loaded, self.cache, model_key, cfg.batch_size, self.base_system,
                                          self.artefacts, self.clock)
+        self.model_key = model_key
         self.pairs_hash = pairs_hash
         log.info("%d %s dilemmas (%d rows), %d honesty pairs, coefficients %s", self.dilemmas.rows["dilemma_idx"].nunique(),
                  cfg.split, len(self.dilemmas.rows), len(self.pairs), cfg.coeffs)
@@ -185,6 +176,8 @@ class Runner:
         baseline_yesno = yes_no_probe(self.loaded, NoSteering(), 0.0, self.base_system, self.cfg.batch_size,
                                       self.cfg.min_pmass)
         chunks = []
+        self.sweep.examples = ExampleBook(self.loaded, self.example_rows, self.cache, self.model_key, self.base_system,
+                                          self.artefacts, self.clock)
         for name in self.cfg.methods:
             self.book.start(name)
             self.book.methods[name]["tuning"] = self.tuning[name]
@@ -201,6 +194,7 @@ class Runner:
             log.info("process %d of %d: finished my share of the evaluation", self.shard.rank, self.shard.world)
             return self.run_dir
         self._write_rows(chunks)
+        self.sweep.examples.write(self.run_dir, self.cfg.target)
         self.status["_baseline"] = {"yesno": baseline_yesno}  # the unsteered model on the yes/no probe
         if len(self.cfg.budgets) > 1:  # the tables read the main budget; bench.frontier reads them all
             self.status["_frontier"] = {"budgets": self.cfg.budgets, "main": self.cfg.kl_budget}

@@ -65,6 +65,7 @@ class Sweep:
         self.continuations, self.kl_texts_hash, self.base_system = continuations, kl_texts_hash, base_system
         self._kl_probe = None
         self.control = None  # a bench.control.ControlBook, set by the runner
+        self.examples = None  # a bench.examples.ExampleBook, set by a run (not by a tune)
 
     @property
     def kl_probe(self):
@@ -204,6 +205,9 @@ class Sweep:
                 frame = self.evaluations.chunk(fitted.steering, fitted.key, effective, f"{name} c={coeff:+g}{at}")
                 shared = False
             chunks.append(frame.assign(method=name, coeff=coeff, effective_coeff=effective, shared_c0=shared))
+            first_seed = str(fitted.meta.get("seed")) == str(self.status.first_seed(name))
+            if self.examples is not None and main and first_seed and coeff in (lo, 0.0, hi):
+                self.examples.at(name, fitted, fitted.steering, coeff, effective, shared)
             if self.control is not None:  # the off-target control items, at the same coefficient
                 self.control.at(fitted, fitted.steering, effective, shared, method=name, coeff=coeff,
                                 seed=fitted.meta.get("seed", self.cfg.seed),

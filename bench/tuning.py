@@ -216,3 +216,16 @@ def tuned_defaults(model: str, path: Path | None = None) -> dict | None:
     except (ValueError, KeyError) as exc:
         raise SteerbenchError(f"tuned-defaults file {path} cannot be read ({type(exc).__name__}); rerun make tune") from None
     return {**data, "path": str(path)}
+
+
+def starting_points(cfg: RunConfig) -> dict[str, dict]:
+    """Each method's starting options for a run: the committed tuned choice for this model, or untuned."""
+    tuned = None if cfg.tuned == "none" else tuned_defaults(cfg.model, None if cfg.tuned == "auto" else Path(cfg.tuned))
+    if tuned is None and cfg.tuned not in ("auto", "none"):
+        raise SteerbenchError(f"--tuned {cfg.tuned!r} is not a file; accepted: auto, none, or a tuned-defaults file")
+    out = {}
+    for name in cfg.methods:
+        entry = (tuned or {}).get("methods", {}).get(name)
+        out[name] = ({"file": tuned["path"], "grid_sha": tuned.get("grid_sha"), "candidate": entry.get("candidate"),
+                      "options": entry.get("options", {})} if entry and entry.get("candidate") else {"untuned": True})
+    return out

@@ -65,26 +65,36 @@ def test_capability_kept_is_an_overlap_with_c0():
     assert kept["capability_lo"] == pytest.approx(1 / 3) and kept["capability_kept"] == pytest.approx(1 / 3)
 
 
-def test_a_run_scores_the_control_items_at_every_coefficient_and_tables_show_f1(tiny_model_dir, small_data_dir,
-                                                                                tmp_path):
+@pytest.fixture(scope="module")
+def paper_run(tiny_model_dir, dilemmas_dir, tmp_path_factory):
+    from tests.helpers import tiny_runner
+
+    tmp = tmp_path_factory.mktemp("paper")
+    runner = tiny_runner(tiny_model_dir, dilemmas_dir, tmp, methods=("repeng", "prompting"))
+    return runner, runner.run(), tmp
+
+
+def test_a_run_scores_the_control_items_at_every_coefficient_and_tables_show_f1(paper_run, tiny_model_dir,
+                                                                                dilemmas_dir):
+    import bench.control
+    import bench.examples
     from bench.tables import build_tables
     from tests.helpers import tiny_runner
 
-    runner = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("repeng", "prompting"))
-    run_dir = runner.run()
+    runner, run_dir, tmp = paper_run
     control = pd.read_parquet(run_dir / "control.parquet")
     n = len(load_control())
     assert control.groupby(["method", "coeff"]).size().to_dict() == {(m, c): n for m in ("prompting", "repeng")
                                                                     for c in (-1.0, 0.0, 1.0)}
-    again = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("repeng", "prompting"), run_name="again")
-    import bench.control
-
-    real = bench.control.score_control
+    again = tiny_runner(tiny_model_dir, dilemmas_dir, tmp, methods=("repeng", "prompting"), run_name="again")
+    real, real_gen = bench.control.score_control, bench.examples.ExampleBook.generate
     bench.control.score_control = lambda *a, **k: pytest.fail("control items rescored")
+    bench.examples.ExampleBook.generate = lambda *a, **k: pytest.fail("examples regenerated")
     try:
-        again.run()  # every control score came from the cache
+        again.run()  # every control score and every example came from the cache
     finally:
-        bench.control.score_control = real
+        bench.control.score_control, bench.examples.ExampleBook.generate = real, real_gen
+    assert (run_dir / "examples.md").read_text() == (again.run_dir / "examples.md").read_text()
     build_tables(run_dir, TARGET, 0.0)
     numbers = pd.read_csv(run_dir / "tables" / "main_numbers.csv")
     for col in ("f1", "f1_net", "f1_precision", "f1_recall", "f1_pmass_factor", "capability_kept", "coherence_range"):
@@ -92,3 +102,21 @@ def test_a_run_scores_the_control_items_at_every_coefficient_and_tables_show_f1(
     main = (run_dir / "tables" / "main.md").read_text()
     assert "Steering F1" in main and "Capability kept" in main and "Coherence range" in main
     assert set(numbers["coherence_range"].dropna()) <= {"|c| 1", "none in range"}
+
+
+def test_examples_show_four_dev_dilemmas_at_three_coefficients_and_stay_out_of_the_rows(paper_run, dilemmas_dir):
+    from bench.dilemmas import load_dilemmas
+    from bench.split import dilemma_split
+
+    runner, run_dir, _ = paper_run
+    text = (run_dir / "examples.md").read_text()
+    shown = [int(x) for x in re.findall(r"^## Dilemma (\d+)", text, flags=re.M)]
+    assert len(shown) == 4 and text.count("on `to_do`") == 2 and text.count("on `not_to_do`") == 2
+    split = dilemma_split(load_dilemmas(dilemmas_dir), TARGET)
+    assert set(split[shown]) == {"dev"}  # a test run's examples are dev dilemmas ...
+    rows = pd.read_parquet(run_dir / "rows.parquet")
+    assert not set(shown) & set(rows["dilemma_idx"])  # ... and never in its statistics
+    for method in ("repeng", "prompting"):
+        assert text.count(f"**{method}**") == 4
+    blocks = re.findall(r"^c=([-+]\d+) \(effective [^)]*\), score=[-+]\d\.\d{3}, s=My choice:", text, flags=re.M)
+    assert blocks.count("-1") == blocks.count("+0") == blocks.count("+1") == 4 * 2
