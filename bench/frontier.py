@@ -154,3 +154,31 @@ def write_frontier(run_dir: Path, value: str, min_pmass: float, seed: int = 0) -
         front.table.to_dict(orient="records"), indent=1, default=str))
     save(frontier_plot(front.table, value), run_dir / "plots", "frontier")
     return front
+
+
+def cross_model_frontier(run_dirs: list[Path], columns: dict[Path, str], value: str, out: Path, seed: int = 0) -> None:
+    """Across frontier runs (one per model): each model's frontier Effects and dominance verdicts side by side."""
+    from bench.tables import write_table
+
+    effects, verdicts = [], []
+    for run in run_dirs:
+        rows, dilemmas, status = load_frontier_rows(run)
+        if "_frontier" not in status:
+            continue
+        config = json.loads((run / "config.json").read_text())
+        front = frontier(rows, dilemmas, status, value, config.get("min_pmass", MIN_PMASS), seed)
+        shown = display(front)
+        effects.append(shown.assign(model=columns[run], cell=[
+            f"{e}{'' if ok == 'yes' else ' (out)'}" if e else "n/a" for e, ok in zip(shown["Effect [95% CI]"],
+                                                                                   shown["in range"])]))
+        verdicts.append(dominance(front, seed)[["A", "B", "verdict"]].assign(model=columns[run]))
+    if not effects:
+        return
+    eff = pd.concat(effects)
+    wide = eff.pivot_table(index="method", columns=["model", "KL budget"], values="cell", aggfunc="first", sort=False)
+    wide.columns = [f"{m}: KL {b}" for m, b in wide.columns]
+    write_table(out, "cross_models_frontier", wide.reset_index().fillna(""),
+                caption=f"{value}: every model's frontier (Effect [95% CI] per KL budget; '(out)': out of range)")
+    ver = pd.concat(verdicts).pivot_table(index=["A", "B"], columns="model", values="verdict", aggfunc="first", sort=False)
+    write_table(out, "cross_models_dominance", ver.reset_index().fillna("(pair not in this run)"),
+                caption="Dominance verdicts over each model's frontier, side by side (Holm across each pair's budgets)")

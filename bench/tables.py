@@ -216,6 +216,9 @@ def cross_run_tables(run_dirs: list[Path], value: str, out: Path, seed: int = 0)
                 caption=f"{value}: the main statistics per run (one column group per model and strength)")
     columns = {run: next(iter(frame.loc[frame["path"] == str(run), "column"]), run.name) for run in run_dirs}
     cross_method_comparisons(out, value, {columns[run]: stats for run, stats in stats_by_run.items()}, seed)
+    from bench.frontier import cross_model_frontier
+
+    cross_model_frontier(run_dirs, columns, value, out, seed)  # frontier runs: each model's frontier side by side
     metrics = [k for k in ("effect", "ci_low", "ci_high", "n_common", "p_holm", "dnll", "gain") if k in frame]
     for method, group in frame.groupby("method"):
         if len(group) < 2:

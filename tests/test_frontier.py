@@ -156,3 +156,15 @@ def test_frontier_tables_recompute_from_the_rows(frontier_run):
         expected = float((wide[1.0] - wide[-1.0]).mean())
         got = table[(table["method"] == "repeng") & (table["KL budget"] == budget)]["Effect [95% CI]"].iloc[0]
         assert float(str(got).split()[0]) == pytest.approx(expected, abs=6e-4)
+
+
+def test_the_cross_model_tables_gain_a_frontier_view(frontier_run, tmp_path):
+    from bench.tables import cross_run_tables
+
+    _, run_dir, _ = frontier_run
+    out = cross_run_tables([run_dir], TARGET, tmp_path / "cross")
+    frontier = pd.read_csv(out / "cross_models_frontier.csv")
+    assert set(frontier["method"]) == {"repeng", "random", "prompting"}
+    assert any("KL 0.003" in c for c in frontier.columns) and any("KL 0.01" in c for c in frontier.columns)
+    dominance = pd.read_csv(out / "cross_models_dominance.csv")
+    assert len(dominance) == 3 and {"A", "B"} <= set(dominance.columns)  # one row per pair of the frontier run
