@@ -18,6 +18,7 @@ STRENGTH   ?= matched
 # Offline default: the shared copy of DailyDilemmas when it is there, else the Hugging Face hub.
 DATA_DIR   ?= $(or $(STEERBENCH_DATA_DIR),$(wildcard ../shared/data/daily_dilemmas))
 PERF_RUN   ?= $(wildcard results/smollm2-135m/default)
+PERF_FRONTIER ?= $(wildcard results/smollm2-135m/frontier)
 PERF_DTYPE ?= auto
 ARGS       ?=
 
@@ -77,7 +78,8 @@ tables: $(STAMP)
 
 # speed and memory ratios, measured in one run (a benchmark, not a test); PERF_RUN: a finished bench run
 perf: $(STAMP)
-	$(PY) -m bench.perf --model $(MODEL) --dtype $(PERF_DTYPE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PERF_RUN),--run-dir $(PERF_RUN))
+	$(PY) -m bench.perf --model $(MODEL) --dtype $(PERF_DTYPE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PERF_RUN),--run-dir $(PERF_RUN)) \
+		$(if $(PERF_FRONTIER),--frontier-run $(PERF_FRONTIER))
 
 list: $(STAMP)
 	$(PY) -m bench list

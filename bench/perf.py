@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--repeats", type=int, default=5, help="interleaved timing pairs per ratio (median)")
     p.add_argument("--run-dir", default=None, help="a finished default bench run, for the training-cost table")
+    p.add_argument("--frontier-run", default=None, help="a finished make frontier run, for its stage shares")
     p.add_argument("--dtype", default="auto", help="auto (what make bench would choose), bf16 or fp32 (PERF_DTYPE)")
     args = p.parse_args(argv)
 
@@ -283,19 +284,27 @@ def main(argv: list[str] | None = None) -> None:
                   i["meta"].get("peak_rss_mb")) for m, i in status.items() if not m.startswith("_") and "meta" in i]
         print("\n5. training cost per method (from the run's status.json)")
         print(tabulate(table, headers=["method", "fit s", "s / pair", "peak RSS MB (process, so far)"], tablefmt="github"))
-        stages = status.get("_run", {}).get("processes", {})
-        stage_seconds = next((p["stage_seconds"] for p in stages.values() if p.get("stage_seconds")), None)
-        if stage_seconds and wall:
-            print(f"\n6. the run's wall time by stage ({wall / 60:.1f} min in all; peak RSS "
-                  f"{next((p.get('peak_rss_mb') for p in stages.values() if p.get('peak_rss_mb')), '?')} MB)")
-            rows = [(k, v, f"{v / wall:.1%}") for k, v in stage_seconds.items()]
-            rows.append(("outside any stage (tables, bookkeeping)", round(wall - sum(stage_seconds.values()), 1),
-                         f"{1 - sum(stage_seconds.values()) / wall:.1%}"))
-            print(tabulate(rows, headers=["stage", "seconds", "share"], tablefmt="github"))
+        print_stages(status, f"6. the run's wall time by stage ({run_dir})")
     else:
         print("\n5./6. training cost and wall time: pass PERF_RUN=<a finished default make bench run>")
+    frontier = Path(args.frontier_run) if args.frontier_run else None
+    if frontier and (frontier / "status.json").is_file():  # what the frontier's extra budgets cost, stage by stage
+        print_stages(json.loads((frontier / "status.json").read_text()), f"7. the frontier run's wall time by stage ({frontier})")
     print()
     print(tabulate([m.row() for m in report], headers=["measure (one run)", "value", "target", ""], tablefmt="github"))
+
+
+def print_stages(status: dict, title: str) -> None:
+    """A run's wall time by stage, as shares of its first process's wall time."""
+    records = list(status.get("_run", {}).get("processes", {}).values()) or [status.get("_run", {})]
+    wall, stage_seconds = records[0].get("wall_seconds"), records[0].get("stage_seconds")
+    if not (wall and stage_seconds):
+        return
+    print(f"\n{title}: {wall / 60:.1f} min in all; peak RSS {records[0].get('peak_rss_mb', '?')} MB")
+    rows = [(k, v, f"{v / wall:.1%}") for k, v in stage_seconds.items()]
+    rows.append(("outside any stage (tables, bookkeeping)", round(wall - sum(stage_seconds.values()), 1),
+                 f"{1 - sum(stage_seconds.values()) / wall:.1%}"))
+    print(tabulate(rows, headers=["stage", "seconds", "share"], tablefmt="github"))
 
 
 if __name__ == "__main__":
