@@ -121,7 +121,8 @@ class Sweep:
         curve: dict[float, tuple[float, float]] = {}
         for old in fitted.folder.glob(f"strength-kl*-{self.kl_texts_hash}.json"):
             r = json.loads(old.read_text())
-            if r.get("reached") and not r.get("discrete") and r.get("kl_plus") == r.get("kl_plus"):
+            kls = (r.get("kl_plus"), r.get("kl_minus"))
+            if r.get("reached") and not r.get("discrete") and all(isinstance(k, float) and k == k for k in kls):
                 curve[float(r["c_star"])] = (float(r["kl_plus"]), float(r["kl_minus"]))
         path = self._curve_path(fitted)
         if path.is_file():
