@@ -96,29 +96,34 @@ def framework_bars(effects: pd.DataFrame, methods: list[str]):
 
 def frontier_plot(table: pd.DataFrame, value: str):
     """Effect against the KL reached (log x), one line per method, 95% CI bars, hollow markers out of range;
-    the random vector drawn as the noise floor: a dashed line inside its shaded CI band."""
-    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    the random vector drawn as the noise floor: a dashed line inside its shaded CI band. Methods are dodged
+    sideways by a few percent of KL (said on the axis) so that bars at one budget do not hide each other."""
+    fig, ax = plt.subplots(figsize=(8.0, 4.0))
     ok = table.dropna(subset=["effect", "kl"]) if "effect" in table else table.iloc[0:0]
     ok = ok[ok["kl"] > 0]
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]  # grey is the noise floor's
+    methods = [m for m in dict.fromkeys(ok["method"]) if m != "random"]
     for i, (method, g) in enumerate(ok.groupby("method", sort=False)):
         g = g.sort_values("kl")
         if method == "random":
             ax.fill_between(g["kl"], g["ci_low"], g["ci_high"], color="grey", alpha=0.2, lw=0)
             ax.plot(g["kl"], g["effect"], ls="--", color="grey", lw=1, label="random (noise floor, 95% CI band)")
             continue
-        color = colors[i % len(colors)]
-        ax.plot(g["kl"], g["effect"], color=color, lw=1, label=method)
-        for _, r in g.iterrows():
+        k = methods.index(method)
+        color, dodge = colors[k % len(colors)], 1.05 ** (k - (len(methods) - 1) / 2)
+        x = g["kl"] * dodge
+        ax.plot(x, g["effect"], color=color, lw=1, label=method)
+        for xi, (_, r) in zip(x, g.iterrows()):
             err = [[max(r["effect"] - r["ci_low"], 0.0)], [max(r["ci_high"] - r["effect"], 0.0)]]
-            ax.errorbar(r["kl"], r["effect"], yerr=err, fmt="o", ms=4, capsize=2, color=color,
+            ax.errorbar(xi, r["effect"], yerr=err, fmt="o", ms=4, capsize=2, color=color,
                         mfc=color if bool(r["in_range"]) else "white")
     ax.set_xscale("log")
     ax.axhline(0, color="black", lw=0.5)
-    ax.set_xlabel("KL from the unsteered model on held-out text (nats/token, at +-c*; log scale)")
+    ax.set_xlabel("KL from the unsteered model on held-out text at +-c* (nats/token, log scale)")
     ax.set_ylabel(f"Effect on {value} (log-odds)")
-    ax.set_title("Effect-cost frontier on test dilemmas (hollow: out of range)")
-    _legend(ax, ncol=2)
+    ax.set_title("Effect-cost frontier, test dilemmas (hollow: out of range; methods dodged sideways)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
