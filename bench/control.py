@@ -15,11 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.chat import render
-from bench.evaluator import ANSWER_PREFIX, score_prompts
 from bench.models import LoadedModel
 from bench.paths import data_file
-from bench.probe import PROBE_TEMPLATE
+from bench.probe import score_questions
 from bench.steering import Steering
 from bench.store import atomic_write_json, stable_hash
 
@@ -42,12 +40,7 @@ def items_hash(items: pd.DataFrame) -> str:
 def score_control(loaded: LoadedModel, steering: Steering, coeff: float, base_system: str | None,
                   batch_size: int, items: pd.DataFrame) -> list[list[float]]:
     """[logratio, pmass] per item, steered at ``coeff``, in the yes/no probe's answer format."""
-    system = steering.system_prompt(coeff, base_system)
-    prompts = [render(loaded.tokenizer, PROBE_TEMPLATE.format(question=q), ANSWER_PREFIX, system)
-               for q in items["question"]]
-    with steering.apply(loaded.model, coeff) as model:
-        scores = loaded.steered_loop(steering, coeff, ("control items", system, batch_size), lambda: score_prompts(
-            model, loaded.tokenizer, prompts, batch_size, desc=f"control items c={coeff:+.3g}"))
+    scores = score_questions(loaded, steering, coeff, base_system, batch_size, list(items["question"]), "control items")
     return scores[["logratio", "pmass"]].to_numpy().tolist()
 
 
@@ -97,8 +90,3 @@ class ControlBook:
         return pd.concat(self.frames, ignore_index=True)[CONTROL_COLUMNS].sort_values(
             ["method", "seed", "budget", "coeff", "item"], ignore_index=True)
 
-
-def arithmetic_truth(items: pd.DataFrame) -> pd.Series:
-    """item -> True (Yes is right) / False, for the arithmetic items."""
-    a = items[items["kind"] == "arithmetic"]
-    return pd.Series((a["answer"] == "Yes").to_numpy(), index=a["item"].to_numpy())

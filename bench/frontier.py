@@ -126,9 +126,8 @@ def display(front: Frontier) -> pd.DataFrame:
 
 
 def load_frontier_rows(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """A frontier run's rows at every budget (``load_run`` keeps the main budget only)."""
-    _, dilemmas, status = load_run(run_dir)
-    return pd.read_parquet(run_dir / "rows.parquet"), dilemmas, status
+    """A frontier run's rows at every budget (``load_run`` alone keeps the main budget only)."""
+    return load_run(run_dir, all_budgets=True)
 
 
 def write_frontier(run_dir: Path, value: str, min_pmass: float, seed: int = 0) -> Frontier | None:

@@ -26,7 +26,6 @@ Efficiency, Breadth, Steering F1, capability kept and coherence range.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -169,17 +168,12 @@ def coherence_range(table: pd.DataFrame, status: dict, rows: pd.DataFrame, dilem
     return out
 
 
-def load_control_rows(run_dir: Path) -> pd.DataFrame:
+def load_control_rows(run_dir: Path, status: dict) -> pd.DataFrame:
     """A run's control-item scores at its main budget (runs before control items existed: none)."""
+    from bench.report import main_budget
+
     path = run_dir / "control.parquet"
-    if not path.is_file():
-        return pd.DataFrame()
-    control = pd.read_parquet(path)
-    status = json.loads((run_dir / "status.json").read_text())
-    frontier = status.get("_frontier")
-    if frontier and len(control):
-        control = control[(control["budget"] == frontier["main"]) | control["budget"].isna()]
-    return control
+    return main_budget(pd.read_parquet(path), status) if path.is_file() else pd.DataFrame()
 
 
 def add_f1_columns(table: pd.DataFrame, rows: pd.DataFrame, dilemmas: pd.DataFrame, control: pd.DataFrame,

@@ -32,14 +32,20 @@ def load_probe(path: Path = PROBE_FILE) -> list[tuple[str, bool]]:
 def yes_no_probe(loaded: LoadedModel, steering: Steering, coeff: float, base_system: str | None,
                  batch_size: int, min_pmass: float = 0.5) -> dict:
     questions = load_probe()
-    system = steering.system_prompt(coeff, base_system)
-    prompts = [render(loaded.tokenizer, PROBE_TEMPLATE.format(question=q), ANSWER_PREFIX, system) for q, _ in questions]
-    with steering.apply(loaded.model, coeff) as model:
-        scores = loaded.steered_loop(steering, coeff, ("yes/no probe", system, batch_size), lambda: score_prompts(
-            model, loaded.tokenizer, prompts, batch_size, desc=f"yes/no probe c={coeff:+.3g}"))
+    scores = score_questions(loaded, steering, coeff, base_system, batch_size, [q for q, _ in questions], "yes/no probe")
     logratio, pmass = scores["logratio"].to_numpy(), scores["pmass"].to_numpy()
     answered = np.isfinite(logratio) & (pmass >= min_pmass)
     truth = np.array([yes for _, yes in questions])[scores["row"].to_numpy()]
     correct = ((logratio > 0) == truth)[answered]
     return {"coeff": coeff, "answered": float(answered.mean()), "correct": float(correct.mean()) if answered.any() else float("nan"),
             "pmass": float(np.nanmean(pmass)), "n": len(questions)}
+
+
+def score_questions(loaded: LoadedModel, steering: Steering, coeff: float, base_system: str | None, batch_size: int,
+                    questions: list[str], label: str):
+    """Scores (row, logratio, pmass) of yes/no questions asked in the probe's answer format, steered at ``coeff``."""
+    system = steering.system_prompt(coeff, base_system)
+    prompts = [render(loaded.tokenizer, PROBE_TEMPLATE.format(question=q), ANSWER_PREFIX, system) for q in questions]
+    with steering.apply(loaded.model, coeff) as model:
+        return loaded.steered_loop(steering, coeff, (label, system, batch_size), lambda: score_prompts(
+            model, loaded.tokenizer, prompts, batch_size, desc=f"{label} c={coeff:+.3g}"))

@@ -32,7 +32,8 @@ MIN_DILEMMAS_PER_VALUE = 10  # a value measured on fewer common dilemmas is too 
 SENSITIVITY_PMASS = (0.0, 0.5)
 
 
-def load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def load_run(run_dir: Path, all_budgets: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """A run's rows (a frontier run's at its main budget unless ``all_budgets``), dilemmas and status."""
     try:
         rows = pd.read_parquet(run_dir / "rows.parquet")
         dilemmas = pd.read_parquet(run_dir / "dilemmas.parquet")
@@ -43,7 +44,7 @@ def load_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         raise SteerbenchError(f"{run_dir}: a stored result file cannot be read ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     dilemmas["labels"] = dilemmas["labels"].apply(list)
-    return main_budget(rows, status), dilemmas, status
+    return (rows if all_budgets else main_budget(rows, status)), dilemmas, status
 
 
 def main_budget(rows: pd.DataFrame, status: dict) -> pd.DataFrame:

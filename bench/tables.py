@@ -105,7 +105,7 @@ def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed
     scores = dilemma_scores(rows, dilemmas, min_pmass)
     significance = value_significance(scores)  # per value: Breadth, and value_effects.csv's p columns
     table = add_paper_columns(table, status, significance)
-    table = add_f1_columns(table, rows, dilemmas, load_control_rows(run_dir), value, min_pmass)
+    table = add_f1_columns(table, rows, dilemmas, load_control_rows(run_dir, status), value, min_pmass)
     front = None
     if "_frontier" in status:  # a frontier run: the same rows at every budget of its ladder
         from bench.frontier import write_frontier
