@@ -109,6 +109,8 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
         notes = [] if st.in_range else [st.range_note()]
         if info.get("tuning", {}).get("untuned"):
             notes.append("untuned (built-in defaults)")
+        if info.get("tuning", {}).get("none_in_range"):
+            notes.append("tuned: no candidate in range on dev (built-in defaults)")
         if info.get("unsupported_coeffs"):
             notes.append("no rows at c=" + ",".join(f"{c:g}" for c in info["unsupported_coeffs"]))
         strength = info.get("strength")

@@ -226,6 +226,12 @@ def starting_points(cfg: RunConfig) -> dict[str, dict]:
     out = {}
     for name in cfg.methods:
         entry = (tuned or {}).get("methods", {}).get(name)
-        out[name] = ({"file": tuned["path"], "grid_sha": tuned.get("grid_sha"), "candidate": entry.get("candidate"),
-                      "options": entry.get("options", {})} if entry and entry.get("candidate") else {"untuned": True})
+        if not entry:
+            out[name] = {"untuned": True}
+        elif not entry.get("candidate"):  # tuned, but the rule found no candidate in range on dev
+            out[name] = {"file": tuned["path"], "grid_sha": tuned.get("grid_sha"), "candidate": None, "options": {},
+                         "none_in_range": True}
+        else:
+            out[name] = {"file": tuned["path"], "grid_sha": tuned.get("grid_sha"), "candidate": entry["candidate"],
+                         "options": entry.get("options", {})}
     return out

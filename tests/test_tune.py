@@ -144,3 +144,17 @@ def test_the_tune_command_rejects_a_bad_grid_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"steerbench: error: tuning grid {bad} cannot be read")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_method_with_no_candidate_in_range_is_marked_tuned_not_untuned(tmp_path):
+    from bench.config import RunConfig
+
+    tuned_file = tmp_path / "m.json"
+    tuned_file.write_text(json.dumps({"grid_sha": "abc", "methods": {
+        "innerpissa": {"candidate": None, "options": {}, "note": "no candidate in range on dev: built-in defaults"},
+        "repeng": {"candidate": "middle", "options": {"layers": "0.4:0.7"}}}}))
+    cfg = RunConfig(methods=["innerpissa", "repeng", "lora"], tuned=str(tuned_file))
+    points = bench.tuning.starting_points(cfg)
+    assert points["innerpissa"]["none_in_range"] and points["innerpissa"]["options"] == {}
+    assert "untuned" not in points["innerpissa"]
+    assert points["repeng"]["candidate"] == "middle" and points["lora"] == {"untuned": True}
