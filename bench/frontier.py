@@ -105,9 +105,11 @@ def coherence_range(front: Frontier) -> pd.DataFrame:
         inside = g.loc[g["in_range"].astype(bool), "budget"].tolist()
         largest = max(inside) if inside else math.nan
         gaps = [b for b in front.budgets if b < largest and b not in inside] if inside else []
+        discrete = g["note"].astype(str).str.startswith("discrete").any() if "note" in g else False
+        note = ("discrete: one strength, its own KL, shown at the main budget" if discrete else
+                ("out of range at " + ", ".join(f"{b:g}" for b in gaps) + " below it") if gaps else "")
         records.append({"method": method, "coherence range (largest budget in range)": largest,
-                        "budgets in range": ", ".join(f"{b:g}" for b in inside) or "none",
-                        "note": ("out of range at " + ", ".join(f"{b:g}" for b in gaps) + " below it") if gaps else ""})
+                        "budgets in range": ", ".join(f"{b:g}" for b in inside) or "none", "note": note})
     return pd.DataFrame(records)
 
 

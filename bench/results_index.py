@@ -60,6 +60,11 @@ def command(config: dict, run_name: str) -> str:
             parts.append(f"{_flag(f.name)} {value}")
     for method, options in sorted((config.get("method_options") or {}).items()):
         parts += [f"--{method}.{k} {v}" for k, v in sorted(options.items())]
+    # a run on built-in defaults (made before tuning, or with no tuned file for its model) is reproduced only with
+    # --tuned none once data/tuned/<model>.json exists
+    tuned = (config.get("tuned_defaults") or {}).values()
+    if config.get("tuned", "auto") == "auto" and all(t.get("untuned") for t in tuned):
+        parts.append("--tuned none")
     parts.append(f"--run-name {run_name}")
     return " ".join(parts)
 
