@@ -43,14 +43,15 @@ def frontier(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value: st
     for method in run_methods(rows, status):
         mine = rows[rows["method"] == method]
         facts = status[method].get("frontier", {})
+        discrete = bool(status[method].get("strength", {}).get("discrete"))  # one strength: its own KL
         for b in budgets:
             at = mine[mine["budget"] == b]
             strength = facts.get(f"{b:g}", {}).get("strength", {})
             rec = {"method": method, "budget": b, "c_star": strength.get("c_star", math.nan),
-                   "kl": strength.get("kl", math.nan)}
+                   "kl": strength.get("kl", math.nan), "discrete": discrete}
             if not (at["coeff"] != 0).any():
-                why = ("discrete: evaluated at its own KL only (main budget)" if status[method].get("strength", {})
-                       .get("discrete") else f"KL budget {b:g} not reached within the search range")
+                why = ("discrete: evaluated at its own KL only (main budget)" if discrete
+                       else f"KL budget {b:g} not reached within the search range")
                 records.append({**rec, "in_range": False, "note": why})
                 continue
             st = analyse(at, dilemmas, value, min_pmass, seed)
@@ -105,8 +106,7 @@ def coherence_range(front: Frontier) -> pd.DataFrame:
         inside = g.loc[g["in_range"].astype(bool), "budget"].tolist()
         largest = max(inside) if inside else math.nan
         gaps = [b for b in front.budgets if b < largest and b not in inside] if inside else []
-        discrete = g["note"].astype(str).str.startswith("discrete").any() if "note" in g else False
-        note = ("discrete: one strength, its own KL, shown at the main budget" if discrete else
+        note = ("discrete: one strength, its own KL, shown at the main budget" if g["discrete"].any() else
                 ("out of range at " + ", ".join(f"{b:g}" for b in gaps) + " below it") if gaps else "")
         records.append({"method": method, "coherence range (largest budget in range)": largest,
                         "budgets in range": ", ".join(f"{b:g}" for b in inside) or "none", "note": note})
