@@ -78,7 +78,7 @@ tables: $(STAMP)
 
 # speed and memory ratios, measured in one run (a benchmark, not a test); PERF_RUN: a finished bench run
 perf: $(STAMP)
-	$(PY) -m bench.perf --model $(MODEL) --dtype $(PERF_DTYPE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PERF_RUN),--run-dir $(PERF_RUN)) \
+	$(PY) -m bench.tools.perf --model $(MODEL) --dtype $(PERF_DTYPE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PERF_RUN),--run-dir $(PERF_RUN)) \
 		$(if $(PERF_FRONTIER),--frontier-run $(PERF_FRONTIER))
 
 list: $(STAMP)
@@ -86,8 +86,8 @@ list: $(STAMP)
 
 # an estimate of make bench MODEL=Qwen/Qwen3-0.6B here, from a random-weight model of its published config
 projection: $(STAMP)
-	$(PY) -m bench.projection $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PERF_RUN),--run-dir $(PERF_RUN))
+	$(PY) -m bench.tools.projection $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(PERF_RUN),--run-dir $(PERF_RUN))
 
 # how much of a score is numerics: bf16 vs fp32 head and body, batch sizes, prefix vs full prompts (a benchmark)
 precision: $(STAMP)
-	$(PY) -m bench.precision --model $(MODEL) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(PY) -m bench.tools.precision --model $(MODEL) $(if $(DATA_DIR),--data-dir $(DATA_DIR))

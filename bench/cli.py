@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import RunConfig, parse_budgets, parse_coeffs, parse_method_args
-from bench.dilemmas import DEFAULT_TARGET
 from bench.errors import SteerbenchError
-from bench.validate import check_run_folder
+from bench.evaluation.dilemmas import DEFAULT_TARGET
+from bench.running.validate import check_run_folder
 
 log = logging.getLogger("bench")
 
@@ -102,20 +102,20 @@ def main(argv: list[str] | None = None) -> int:
             _list_methods()
             return 0
         if args.command == "tables":
-            from bench.tables import build_tables
+            from bench.results.tables import build_tables
 
             for run in args.run_dirs:
                 check_run_folder(run)
             for run in args.run_dirs:
                 print(f"tables and plots written to {build_tables(Path(run), args.value, seed=args.seed)}")
             if len(args.run_dirs) > 1:
-                from bench.tables import cross_run_tables
+                from bench.results.tables import cross_run_tables
 
                 out = cross_run_tables([Path(r) for r in args.run_dirs], args.value, Path(args.out))
                 print(f"cross-run tables written to {out}")
             return 0
         if args.command == "summary":
-            from bench.report import write_summary
+            from bench.results.report import write_summary
 
             check_run_folder(args.run_dir)
             print(write_summary(Path(args.run_dir), args.value))
@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(cfg: RunConfig) -> int:
     """Run with a log file in the run folder; a run that fails before writing anything but its log leaves
     no folder behind (nor the results/model folders it created)."""
-    from bench.models import model_slug
-    from bench.runner import Runner
+    from bench.model.loading import model_slug
+    from bench.running.runner import Runner
 
     model_dir = Path(cfg.results_dir) / model_slug(cfg.model)
     created = [p for p in (Path(cfg.results_dir), model_dir) if not p.exists()]
@@ -167,7 +167,7 @@ def _run(cfg: RunConfig) -> int:
 
 
 def _tune(args: argparse.Namespace, extra: list[str]) -> int:
-    from bench.tuning import GRID_FILE, load_grid, tune
+    from bench.running.tuning import GRID_FILE, load_grid, tune
 
     grid = load_grid(Path(args.grid) if args.grid else GRID_FILE)  # a bad grid: one line, before any work
     cfg = config_from_args(args, extra)

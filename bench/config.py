@@ -7,10 +7,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.dilemmas import DEFAULT_TARGET
 from bench.errors import SteerbenchError
-from bench.models import EMBEDDED_ALIAS
-from bench.split import SPLITS
+from bench.evaluation.dilemmas import DEFAULT_TARGET
+from bench.evaluation.split import SPLITS
+from bench.model.loading import EMBEDDED_ALIAS
 
 DEFAULT_N_DILEMMAS = None  # every dilemma that carries the target value (596 for Virtue/Truthfulness)
 

@@ -101,6 +101,17 @@ def atomic_write_frame(path: Path, frame: pd.DataFrame) -> None:
         atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
+def cached_base_result(cache: Path, kind: str, key: dict, compute: Callable[[], dict]) -> dict:
+    """The unsteered model's result of one kind (control scores, example texts), computed once per ``key``
+    (model, items, dtype, batch size, system prompt) under ``<cache>/<kind>/base-<hash>.json``."""
+    path = cache / kind / f"base-{stable_hash(key, 12)}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = {"key": key, **compute()}
+    atomic_write_json(path, result)
+    return result
+
+
 def read_cached_frame(path: Path) -> pd.DataFrame | None:
     """A cached frame, or None if absent. A file that fails to load is moved aside, never used."""
     if not path.is_file():

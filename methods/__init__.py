@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from bench.errors import SteerbenchError
 
 if TYPE_CHECKING:
-    from bench.steering import SteeringMethod
+    from bench.api.steering import SteeringMethod
 
 REGISTRY: dict[str, str] = {
     "prompting": "methods.prompting:Prompting",

@@ -34,11 +34,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from bench.errors import SteerbenchError
-from bench.evaluator import encode, left_padded_batches, model_device
-from bench.layers import find_linear_targets
-from bench.steering import FitContext, Steering, SteeringMethod, option
-from bench.validate import at_least, names_list, one_of, positive
+from bench.api.steering import FitContext, Steering, SteeringMethod, option
+from bench.errors import SteerbenchError, at_least, names_list, one_of, positive
+from bench.model.layers import find_linear_targets
+from bench.model.padding import encode, left_padded_batches, model_device
 from methods.innerpissa import InnerPiSSASteering, load_adapter_steering
 from methods.innerpissa.layer import AdapterShape
 from methods.innerpissa.model import InnerPiSSAAdapters

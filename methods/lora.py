@@ -16,9 +16,8 @@ from typing import ClassVar, Iterator
 
 from transformers import PreTrainedModel
 
-from bench.layers import DEFAULT_LAYERS, find_linear_targets, lowest_layer, resolve_layers
-from bench.steering import FitContext, Steering, SteeringMethod, option
-from bench.supervised import (
+from bench.api.steering import FitContext, Steering, SteeringMethod, option
+from bench.api.supervised import (
     FolderSteering,
     TrainerOptions,
     library_versions,
@@ -28,7 +27,8 @@ from bench.supervised import (
     training_data,
     without_appended_eos,
 )
-from bench.validate import at_least, names_list, positive
+from bench.errors import at_least, names_list, positive
+from bench.model.layers import DEFAULT_LAYERS, find_linear_targets, lowest_layer, resolve_layers
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.pairs import DISHONEST_PERSONA, HONEST_PERSONA
-from bench.steering import FitContext, Steering, SteeringMethod, option
+from bench.api.pairs import DISHONEST_PERSONA, HONEST_PERSONA
+from bench.api.steering import FitContext, Steering, SteeringMethod, option
 
 INSTRUCTION = "Pretend you're {persona} person."
 

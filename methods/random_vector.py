@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.layers import DEFAULT_LAYERS
-from bench.residual import ResidualSteering
-from bench.steering import FitContext, Steering, SteeringMethod, option
+from bench.api.residual import ResidualSteering
+from bench.api.steering import FitContext, Steering, SteeringMethod, option
+from bench.model.layers import DEFAULT_LAYERS
 
 
 class RandomVector(SteeringMethod):

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from repeng import ControlVector, DatasetEntry
 
-from bench.layers import DEFAULT_LAYERS, resolve_layers
-from bench.residual import ResidualSteering
-from bench.steering import FitContext, Steering, SteeringMethod, option
-from bench.validate import at_least, one_of
+from bench.api.residual import ResidualSteering
+from bench.api.steering import FitContext, Steering, SteeringMethod, option
+from bench.errors import at_least, one_of
+from bench.model.layers import DEFAULT_LAYERS, resolve_layers
 
 
 class RepengPCA(SteeringMethod):

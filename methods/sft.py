@@ -23,9 +23,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from bench.models import LoadedModel
-from bench.steering import FitContext, Steering, SteeringMethod, option
-from bench.supervised import (
+from bench.api.steering import FitContext, Steering, SteeringMethod, option
+from bench.api.supervised import (
     FolderSteering,
     TrainerOptions,
     library_versions,
@@ -35,6 +34,7 @@ from bench.supervised import (
     training_data,
     without_appended_eos,
 )
+from bench.model.loading import LoadedModel
 
 log = logging.getLogger(__name__)
 DELTAS = {1.0: "honest_delta.safetensors", -1.0: "dishonest_delta.safetensors"}

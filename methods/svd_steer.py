@@ -19,17 +19,17 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
-from bench.evaluator import encode, left_padded_batches, model_device
-from bench.hooks import output_hooks
-from bench.layers import (
+from bench.api.steering import FitContext, Steering, SteeringMethod, option
+from bench.errors import at_least, names_list, one_of
+from bench.model.hooks import output_hooks
+from bench.model.layers import (
     DEFAULT_LAYERS,
     find_linear_targets,
     lowest_layer,
     resolve_layers,
     target_module,
 )
-from bench.steering import FitContext, Steering, SteeringMethod, option
-from bench.validate import at_least, names_list, one_of
+from bench.model.padding import encode, left_padded_batches, model_device
 
 
 class SVDSteering(Steering):

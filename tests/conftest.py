@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig, Qwen3Config, Qwen3ForCausalLM
 
-from bench.models import ensure_embedded_model, load_model
+from bench.model.loading import ensure_embedded_model, load_model
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

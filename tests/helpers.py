@@ -8,10 +8,11 @@ from pathlib import Path
 
 import torch
 
-from bench.chat import DEFAULT_SYSTEM
 from bench.config import RunConfig
-from bench.evaluator import dilemma_prompts, encode, left_padded_batches
-from bench.runner import Runner
+from bench.evaluation.evaluator import dilemma_prompts
+from bench.model.chat import DEFAULT_SYSTEM
+from bench.model.padding import encode, left_padded_batches
+from bench.running.runner import Runner
 
 
 def tiny_runner(tiny_model_dir, data_dir, results_dir, methods=("prompting", "random", "repeng"), **kw) -> Runner:

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.dilemmas import DILEMMA_FILE, VALUES_FILE, load_dilemmas
 from bench.errors import SteerbenchError
-from bench.models import model_slug
+from bench.evaluation.dilemmas import DILEMMA_FILE, VALUES_FILE, load_dilemmas
+from bench.model.loading import model_slug
 from tests.helpers import tiny_runner
 
 
@@ -78,12 +78,12 @@ def test_bad_run_option_is_one_line_before_any_work(capsys, tmp_path, tiny_model
 
 
 def test_malformed_suffix_file_fails_before_the_model_loads(capsys, tmp_path, monkeypatch):
-    import bench.models
+    import bench.model.loading
 
     def no_model(*a, **k):
         raise AssertionError("the model must not load")
 
-    monkeypatch.setattr(bench.models, "load_model", no_model)
+    monkeypatch.setattr(bench.model.loading, "load_model", no_model)
     bad = tmp_path / "suffixes.json"
     bad.write_text("{not json")
     code, out = run_cli(capsys, "run", "--suffix-file", bad, "--results-dir", tmp_path / "r")
@@ -241,7 +241,7 @@ def test_cache_folder_replaced_by_a_file_is_one_line(capsys, tmp_path, tiny_mode
 
 
 def test_keyboard_interrupt_is_one_line_and_exit_130(capsys, tmp_path, tiny_model_dir, small_data_dir, monkeypatch):
-    from bench.runner import Runner
+    from bench.running.runner import Runner
 
     def interrupted(self):
         raise KeyboardInterrupt
@@ -259,7 +259,7 @@ def test_cache_keys_carry_code_version_and_batch_size_and_calibration_is_never_s
 
     def run(**kw):
         from bench.config import RunConfig
-        from bench.runner import Runner
+        from bench.running.runner import Runner
 
         cfg = RunConfig(model=str(tiny_model_dir), methods=["prompting"], n_dilemmas=2, n_pairs=4,
                         data_dir=str(small_data_dir), results_dir=str(tmp_path), run_name="v", dtype="fp32",
@@ -309,8 +309,8 @@ def test_corrupt_artefact_is_moved_aside_and_refitted(tiny_model_dir, small_data
 
 @pytest.mark.parametrize("damage", ["{\"suffixes\": [", '{"suffixes": [], "honest": [], "dishonest": []}'])
 def test_damaged_continuations_are_moved_aside_and_regenerated(tiny, tmp_path, caplog, damage):
-    from bench.continuations import pair_continuations
-    from bench.pairs import make_pairs
+    from bench.api.continuations import pair_continuations
+    from bench.api.pairs import make_pairs
 
     pairs = make_pairs(tiny.tokenizer, n_pairs=2)
     first = pair_continuations(tiny, pairs, tmp_path, n=None, max_new_tokens=2)

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from bench.agreement import pair_verdicts, rank_agreement
+from bench.results.agreement import pair_verdicts, rank_agreement
 
 
 def per_dilemma(means: dict[str, float], sd: float, seed: int, n: int = 300) -> dict[str, pd.Series]:

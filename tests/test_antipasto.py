@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from bench.evaluator import dilemma_prompts
+from bench.evaluation.evaluator import dilemma_prompts
 from methods.antipasto import (
     MAX_ANGLE,
     fisher_scale,
@@ -99,7 +99,7 @@ def test_training_moves_scores_in_opposite_directions(request, model_fixture, sm
     assert info["epochs_run"] >= 1 and set(info["final_terms"]) == {"proj", "coh_plus", "coh_minus", "mono", "loss"}
     assert set(info["tokens_outside_margin"]) == {"plus", "minus"} and info["pairs"]["validation"] >= 1
     prompts = dilemma_prompts(runner.loaded.tokenizer, runner.dilemmas.rows.head(8), None)
-    from bench.evaluator import yes_no_logratios
+    from bench.evaluation.evaluator import yes_no_logratios
 
     def scores(c):
         with fitted.steering.apply(runner.loaded.model, c) as model:

@@ -103,7 +103,7 @@ def test_remote_code_is_off_unless_asked(tiny_model_dir, monkeypatch):
     """Model code from the hub never runs by default: trust_remote_code reaches from_pretrained as False."""
     import transformers
 
-    from bench.models import load_model
+    from bench.model.loading import load_model
 
     seen = []
     real = transformers.AutoModelForCausalLM.from_pretrained
@@ -113,7 +113,7 @@ def test_remote_code_is_off_unless_asked(tiny_model_dir, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", spy)
-    monkeypatch.setattr("bench.models.AutoModelForCausalLM.from_pretrained", spy, raising=False)
+    monkeypatch.setattr("bench.model.loading.AutoModelForCausalLM.from_pretrained", spy, raising=False)
     load_model(str(tiny_model_dir), dtype="fp32", device="cpu")
     assert seen == [False]
 

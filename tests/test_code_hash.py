@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import methods
-from bench.code_hash import method_code_hash
+from bench.running.code_hash import method_code_hash
 from methods import get_method_class
 from tests.helpers import tiny_runner
 
@@ -40,7 +40,7 @@ def test_editing_a_plugin_refits_it_and_an_unchanged_one_reuses_its_fit(tiny_mod
     assert first[0] == 1 and again == (0, first[1])  # unchanged source: the cached fit, same key
     # The researcher edits fit() (here: scales the direction) and reruns, without touching CACHE_VERSION.
     plugin.write_text(plugin.read_text().replace(".mean(0)", ".mean(0) * 2.0"))
-    with caplog.at_level(logging.INFO, logger="bench.artefacts"):
+    with caplog.at_level(logging.INFO, logger="bench.running.artefacts"):
         edited = fits_of(tiny_model_dir, small_data_dir, results)
     assert edited[0] == 1 and edited[1] != first[1]
     assert any(r.getMessage().startswith("refitting mean-diff: its code changed") for r in caplog.records)

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from bench.cost import MethodPlan, human, load_reference, reference_seconds
+from bench.running.cost import MethodPlan, human, load_reference, reference_seconds
 
 
 def plan(name, fit=True, evaluations=2, sign=True):
@@ -40,7 +40,7 @@ def test_human_durations():
 
 def test_a_run_logs_its_estimate_before_the_first_fit(tiny_model_dir, small_data_dir, tmp_path, caplog):
     from bench.config import RunConfig
-    from bench.runner import Runner
+    from bench.running.runner import Runner
 
     cfg = RunConfig(model=str(tiny_model_dir), methods=["random"], n_dilemmas=4, n_pairs=8, data_dir=str(small_data_dir),
                     results_dir=str(tmp_path), dtype="fp32", device="cpu")

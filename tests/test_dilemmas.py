@@ -3,8 +3,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from bench.dilemmas import DILEMMA_FILE, check_target, load_dilemmas, select_subset
 from bench.errors import SteerbenchError
+from bench.evaluation.dilemmas import DILEMMA_FILE, check_target, load_dilemmas, select_subset
 
 TARGET = "Virtue/Truthfulness"
 

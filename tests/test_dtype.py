@@ -9,9 +9,10 @@ import logging
 import pytest
 import torch
 
-from bench import dtype_choice, models
-from bench.dtype_choice import choose_dtype, parse_dtype
 from bench.errors import SteerbenchError
+from bench.model import dtype_choice
+from bench.model import loading as models
+from bench.model.dtype_choice import choose_dtype, parse_dtype
 
 NATIVE = {"fp32": 190.0, "bf16": 640.0}  # AMX / AVX512-BF16: bf16 several times faster
 AVX2 = {"fp32": 190.0, "bf16": 15.0}  # no bf16 instructions: bf16 emulated, ~12x slower
@@ -48,14 +49,14 @@ def test_explicit_dtype_wins_and_forced_bf16_on_a_slow_cpu_warns_once(monkeypatc
     assert choose_dtype("fp32", CPU, 64, 128, rates=rates_of(NATIVE)).dtype == torch.float32
     assert choose_dtype("fp16", CPU, 64, 128, rates=rates_of(AVX2)).dtype == torch.float16
     monkeypatch.setattr(dtype_choice, "_WARNED", set())
-    with caplog.at_level(logging.WARNING, logger="bench.dtype_choice"):
+    with caplog.at_level(logging.WARNING, logger="bench.model.dtype_choice"):
         for _ in range(2):
             forced = choose_dtype("bf16", CPU, 64, 128, rates=rates_of(AVX2))
     assert forced.dtype == torch.bfloat16
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "~13x slower" in warnings[0] and "auto would choose fp32" in warnings[0]
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="bench.dtype_choice"):
+    with caplog.at_level(logging.WARNING, logger="bench.model.dtype_choice"):
         choose_dtype("bf16", CPU, 64, 128, rates=rates_of(NATIVE))  # native: nothing to warn about
     assert not caplog.records
 
@@ -97,7 +98,7 @@ def test_measured_rates_are_positive_numbers():
 def test_the_choice_reaches_the_loaded_model_and_its_cache_keys(tiny_model_dir, small_data_dir, tmp_path,
                                                                 monkeypatch, table, want):
     from bench.config import RunConfig
-    from bench.runner import Runner
+    from bench.running.runner import Runner
 
     monkeypatch.setattr(dtype_choice, "cached_linear_gflops", rates_of(table))
     monkeypatch.setattr(models, "choose_dtype", lambda *a: dtype_choice.choose_dtype(*a, rates=rates_of(table)))

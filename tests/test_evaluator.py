@@ -2,15 +2,15 @@ import numpy as np
 import pytest
 import torch
 
-from bench.chat import DEFAULT_SYSTEM
-from bench.dilemmas import load_dilemmas
-from bench.evaluator import (
+from bench.evaluation.dilemmas import load_dilemmas
+from bench.evaluation.evaluator import (
     AnswerTokens,
     dilemma_prompts,
     encode,
     heldout_nll,
     yes_no_logratios,
 )
+from bench.model.chat import DEFAULT_SYSTEM
 
 
 def test_yes_no_variants_are_single_tokens(tiny):
@@ -68,7 +68,7 @@ def test_heldout_nll_is_finite_and_positive(tiny):
 def test_contiguous_head_input_is_installed_and_changes_nothing(tiny, small_data_dir):
     import torch
 
-    from bench.evaluator import left_padded_batches
+    from bench.model.padding import left_padded_batches
 
     head = tiny.model.get_output_embeddings()
     assert head._steerbench_contiguous and len(head._forward_pre_hooks) == 1
@@ -87,7 +87,8 @@ def test_contiguous_head_input_is_installed_and_changes_nothing(tiny, small_data
 
 def test_continuation_logprobs_equal_a_full_logits_computation(tiny):
     """Only the continuation positions reach the LM head; the sums equal scoring every position."""
-    from bench.evaluator import continuation_logprobs, encode
+    from bench.evaluation.evaluator import continuation_logprobs
+    from bench.model.padding import encode
 
     heads = ["Explain tides.", "A longer opening sentence about the weather today,", "Hi"]
     conts = [" The moon pulls the sea.", " it rains.", ""]

@@ -13,8 +13,8 @@ import pytest
 
 from bench.config import parse_budgets
 from bench.errors import SteerbenchError
-from bench.frontier import verdict
-from bench.strength import matched_strength
+from bench.evaluation.strength import matched_strength
+from bench.results.frontier import verdict
 from tests.helpers import tiny_runner
 
 TARGET = "Virtue/Truthfulness"
@@ -120,7 +120,7 @@ def test_a_frontier_run_has_every_budget_with_c0_shared(frontier_run):
 
 
 def test_the_main_table_is_the_single_budget_run(frontier_run, tiny_model_dir, small_data_dir):
-    from bench.report import load_run, method_table
+    from bench.results.report import load_run, method_table
 
     runner, run_dir, tmp = frontier_run
     single = tiny_runner(tiny_model_dir, small_data_dir, tmp, methods=("repeng", "random", "prompting"),
@@ -132,7 +132,7 @@ def test_the_main_table_is_the_single_budget_run(frontier_run, tiny_model_dir, s
 
 
 def test_frontier_tables_recompute_from_the_rows(frontier_run):
-    from bench.tables import build_tables
+    from bench.results.tables import build_tables
 
     _, run_dir, _ = frontier_run
     build_tables(run_dir, TARGET, 0.0)
@@ -159,7 +159,7 @@ def test_frontier_tables_recompute_from_the_rows(frontier_run):
 
 
 def test_the_cross_model_tables_gain_a_frontier_view(frontier_run, tmp_path):
-    from bench.tables import cross_run_tables
+    from bench.results.tables import cross_run_tables
 
     _, run_dir, _ = frontier_run
     out = cross_run_tables([run_dir], TARGET, tmp_path / "cross")

@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.chat import DEFAULT_SYSTEM, has_chat_template
-from bench.dilemmas import load_dilemmas
-from bench.evaluator import dilemma_prompts, encode, yes_no_logratios
-from bench.models import load_model
-from bench.prefix_cache import PrefixPlan, supports_prefix_cache
-from bench.residual import ResidualSteering
+from bench.api.residual import ResidualSteering
+from bench.evaluation.dilemmas import load_dilemmas
+from bench.evaluation.evaluator import dilemma_prompts, yes_no_logratios
+from bench.model.chat import DEFAULT_SYSTEM, has_chat_template
+from bench.model.loading import load_model
+from bench.model.padding import encode
+from bench.model.prefix_cache import PrefixPlan, supports_prefix_cache
 from methods import method_names
 from tests.helpers import tiny_runner, wide_window_copy
 

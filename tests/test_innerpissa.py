@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.steering import NoSteering
+from bench.api.steering import NoSteering
 from methods.innerpissa import InnerPiSSA, InnerPiSSASteering
 from methods.innerpissa.layer import AdapterShape, InnerPiSSALinear, cayley
 from methods.innerpissa.model import InnerPiSSAAdapters
@@ -118,7 +118,7 @@ def test_save_load_round_trip(runner):
 
 
 def _ctx(runner):
-    from bench.steering import FitContext
+    from bench.api.steering import FitContext
 
     return FitContext(runner.loaded, runner.pairs, runner.cfg.seed, 4, fit_method=None)
 
@@ -135,7 +135,7 @@ def test_each_ablation_switch_runs(runner, options):
 
 
 def test_merge_into_weights_matches_the_adapter(tiny_model_dir, runner):
-    from bench.models import load_model
+    from bench.model.loading import load_model
 
     fitted = runner.fit("innerpissa")
     steered = last_logits(runner, fitted.steering, 1.0)

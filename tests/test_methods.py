@@ -21,7 +21,7 @@ def test_every_option_of_every_method_has_help_text():
 
     for name in method_names():
         for f in dataclasses.fields(get_method_class(name).Options):
-            assert f.metadata.get("help"), f"--{name}.{f.name} has no help text (use bench.steering.option)"
+            assert f.metadata.get("help"), f"--{name}.{f.name} has no help text (use bench.api.steering.option)"
 
 
 def test_unknown_method_lists_known_ones():
@@ -80,7 +80,7 @@ def test_repeng_batched_training_matches_one_at_a_time(runner):
 
 
 def test_sign_is_calibrated_at_the_evaluated_magnitude_with_a_test(runner):
-    from bench.calibration import calibrate_sign
+    from bench.evaluation.calibration import calibrate_sign
 
     fitted = runner.fit("repeng")
     cont = runner.continuations()
@@ -91,8 +91,8 @@ def test_sign_is_calibrated_at_the_evaluated_magnitude_with_a_test(runner):
 
 
 def test_a_steering_that_changes_nothing_has_an_undetermined_sign(runner):
-    from bench.calibration import calibrate_sign
-    from bench.steering import NoSteering
+    from bench.api.steering import NoSteering
+    from bench.evaluation.calibration import calibrate_sign
 
     cal = calibrate_sign(runner.loaded, NoSteering(), runner.continuations(), runner.base_system, 4, magnitude=1.0)
     assert cal == {**cal, "sign": 1, "determined": False, "p": 1.0}
@@ -125,7 +125,7 @@ def test_repeng_fits_are_identical_whatever_numpys_global_state(runner, monkeypa
     monkeypatch.setattr(repeng.extract, "PCA", functools.partial(PCA, svd_solver="randomized", iterated_power=1,
                                                                  n_oversamples=1))
     method = RepengPCA(RepengPCA.Options(layers="0,1"))
-    from bench.steering import FitContext
+    from bench.api.steering import FitContext
 
     ctx = FitContext(runner.loaded, runner.pairs, 0, 4, fit_method=None)
     np.random.seed(1)

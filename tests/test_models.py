@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from bench.errors import SteerbenchError
-from bench.models import EMBEDDED_ALIAS, load_model, model_slug
+from bench.model.loading import EMBEDDED_ALIAS, load_model, model_slug
 
 
 def test_embedded_model_loads_from_converted_folder(embedded_dir):
@@ -46,7 +46,7 @@ def test_bf16_model_scores_with_an_fp32_norm_and_head(tiny_model_dir):
     (SFT swapping weights in) is seen by the head's cached fp32 weight."""
     from transformers import AutoModelForCausalLM
 
-    from bench.evaluator import encode, left_padded_batches
+    from bench.model.padding import encode, left_padded_batches
 
     ref = load_model(str(tiny_model_dir), dtype="fp32", device="cpu")
     mixed = load_model(str(tiny_model_dir), dtype="bf16", device="cpu")

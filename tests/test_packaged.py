@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import packaged
 from bench.errors import SteerbenchError
-from bench.models import ALIASES, load_model
+from bench.model import packaged
+from bench.model.loading import ALIASES, load_model
 
 
 @pytest.fixture()

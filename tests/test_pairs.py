@@ -3,13 +3,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import SteerbenchError
-from bench.pairs import (
+from bench.api.pairs import (
     DISHONEST_PERSONA,
     HONEST_PERSONA,
     make_pairs,
     persona_instruction,
 )
+from bench.errors import SteerbenchError
 
 REPENG_SUFFIXES = Path(__file__).resolve().parents[2] / "shared" / "data" / "repeng" / "all_truncated_outputs.json"
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.control import load_control
-from bench.paper_metrics import capability_kept, f1_parts
+from bench.evaluation.control import load_control
+from bench.results.paper_metrics import capability_kept, f1_parts
 
 TARGET = "Virtue/Truthfulness"
 
@@ -76,9 +76,9 @@ def paper_run(tiny_model_dir, dilemmas_dir, tmp_path_factory):
 
 def test_a_run_scores_the_control_items_at_every_coefficient_and_tables_show_f1(paper_run, tiny_model_dir,
                                                                                 dilemmas_dir):
-    import bench.control
-    import bench.examples
-    from bench.tables import build_tables
+    import bench.evaluation.control
+    import bench.evaluation.examples
+    from bench.results.tables import build_tables
     from tests.helpers import tiny_runner
 
     runner, run_dir, tmp = paper_run
@@ -87,13 +87,13 @@ def test_a_run_scores_the_control_items_at_every_coefficient_and_tables_show_f1(
     assert control.groupby(["method", "coeff"]).size().to_dict() == {(m, c): n for m in ("prompting", "repeng")
                                                                     for c in (-1.0, 0.0, 1.0)}
     again = tiny_runner(tiny_model_dir, dilemmas_dir, tmp, methods=("repeng", "prompting"), run_name="again")
-    real, real_gen = bench.control.score_control, bench.examples.ExampleBook.generate
-    bench.control.score_control = lambda *a, **k: pytest.fail("control items rescored")
-    bench.examples.ExampleBook.generate = lambda *a, **k: pytest.fail("examples regenerated")
+    real, real_gen = bench.evaluation.control.score_control, bench.evaluation.examples.ExampleBook.generate
+    bench.evaluation.control.score_control = lambda *a, **k: pytest.fail("control items rescored")
+    bench.evaluation.examples.ExampleBook.generate = lambda *a, **k: pytest.fail("examples regenerated")
     try:
         again.run()  # every control score and every example came from the cache
     finally:
-        bench.control.score_control, bench.examples.ExampleBook.generate = real, real_gen
+        bench.evaluation.control.score_control, bench.evaluation.examples.ExampleBook.generate = real, real_gen
     assert (run_dir / "examples.md").read_text() == (again.run_dir / "examples.md").read_text()
     build_tables(run_dir, TARGET, 0.0)
     numbers = pd.read_csv(run_dir / "tables" / "main_numbers.csv")
@@ -105,8 +105,8 @@ def test_a_run_scores_the_control_items_at_every_coefficient_and_tables_show_f1(
 
 
 def test_examples_show_four_dev_dilemmas_at_three_coefficients_and_stay_out_of_the_rows(paper_run, dilemmas_dir):
-    from bench.dilemmas import load_dilemmas
-    from bench.split import dilemma_split
+    from bench.evaluation.dilemmas import load_dilemmas
+    from bench.evaluation.split import dilemma_split
 
     runner, run_dir, _ = paper_run
     text = (run_dir / "examples.md").read_text()

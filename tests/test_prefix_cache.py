@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from bench.evaluator import dilemma_prompts, encode, yes_no_logratios
-from bench.prefix_cache import PrefixPlan, common_prefix_length
+from bench.evaluation.evaluator import dilemma_prompts, yes_no_logratios
+from bench.model.padding import encode
+from bench.model.prefix_cache import PrefixPlan, common_prefix_length
 from tests.helpers import tiny_runner
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bench.errors import SteerbenchError
-from bench.evaluator import yes_no_logratios
+from bench.evaluation.evaluator import yes_no_logratios
 from bench.store import check_writable
 from tests.helpers import tiny_runner
 

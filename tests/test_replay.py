@@ -1,4 +1,4 @@
-"""Layer replay (``bench.replay``): layers below a steering's first steered layer are replayed from one
+"""Layer replay (``bench.model.replay``): layers below a steering's first steered layer are replayed from one
 unsteered pass, and every number the harness computes through it is the same bit for bit."""
 
 
@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench.chat import DEFAULT_SYSTEM
+from bench.api.residual import ResidualSteering
 from bench.errors import SteerbenchError
-from bench.evaluator import dilemma_prompts, heldout_nll, score_prompts
-from bench.layers import decoder_layers, lowest_layer
-from bench.models import load_model
-from bench.residual import ResidualSteering
-from bench.strength import KLProbe
+from bench.evaluation.evaluator import dilemma_prompts, heldout_nll, score_prompts
+from bench.evaluation.strength import KLProbe
+from bench.model.chat import DEFAULT_SYSTEM
+from bench.model.layers import decoder_layers, lowest_layer
+from bench.model.loading import load_model
 from tests.helpers import tiny_runner, wide_window_copy
 
 # Every built-in method that steers from a layer on, set to start at layer 1 of the tiny 3-layer Gemma3.

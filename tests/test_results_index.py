@@ -1,11 +1,11 @@
 """results/README.md is generated from the committed runs and must match them (rerun
-``python -m bench.results_index`` after committing a run)."""
+``python -m bench.results.index`` after committing a run)."""
 
-from bench.results_index import RESULTS, command, render
+from bench.results.index import RESULTS, command, render
 
 
 def test_results_readme_matches_the_committed_runs():
-    assert (RESULTS / "README.md").read_text() == render(), "results/README.md is stale: python -m bench.results_index"
+    assert (RESULTS / "README.md").read_text() == render(), "results/README.md is stale: python -m bench.results.index"
 
 
 def test_the_command_is_rebuilt_from_the_config():

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 import methods
-from bench.chat import render
+from bench.api.residual import ResidualSteering, last_token_hidden_states
+from bench.api.steering import FitContext, Steering, SteeringMethod
 from bench.errors import SteerbenchError
-from bench.residual import ResidualSteering, last_token_hidden_states
-from bench.steering import FitContext, Steering, SteeringMethod
+from bench.model.chat import render
 from bench.store import file_lock
 from tests.helpers import tiny_runner
 
@@ -107,7 +107,7 @@ def test_a_template_that_rejects_a_system_role_is_said_once(tiny, caplog):
     tok = tiny.tokenizer
     tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
                          "{% endif %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}<|assistant|>")
-    with caplog.at_level(logging.WARNING, logger="bench.chat"):
+    with caplog.at_level(logging.WARNING, logger="bench.model.chat"):
         first = render(tok, "Question?", "My choice:", system="Be brief.")
         render(tok, "Other?", "My choice:", system="Be brief.")
     assert first == "<|user|>Be brief.\n\nQuestion?\n<|assistant|>My choice:"
@@ -117,7 +117,7 @@ def test_a_template_that_rejects_a_system_role_is_said_once(tiny, caplog):
 def test_a_hub_failure_keeps_its_reason(monkeypatch):
     import datasets
 
-    from bench.dilemmas import load_dilemmas
+    from bench.evaluation.dilemmas import load_dilemmas
 
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach 'kellycyy/daily_dilemmas' on the Hub (LocalEntryNotFoundError)")

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from bench.report import load_run, method_table
-from bench.stats import analyse
-from bench.tables import build_tables
+from bench.results.report import load_run, method_table
+from bench.results.stats import analyse
+from bench.results.tables import build_tables
 from tests.helpers import tiny_runner
 
 

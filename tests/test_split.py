@@ -6,10 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-import bench.evaluator
-from bench.dilemmas import load_dilemmas
+import bench.evaluation.evaluator
 from bench.errors import SteerbenchError
-from bench.split import _stratum, dilemma_split, restrict
+from bench.evaluation.dilemmas import load_dilemmas
+from bench.evaluation.split import _stratum, dilemma_split, restrict
 from tests.helpers import tiny_runner
 
 TARGET = "Virtue/Truthfulness"
@@ -44,13 +44,13 @@ def test_the_sides_are_disjoint_and_cover_every_dilemma(full):
 
 def rendered_dilemmas(monkeypatch) -> set:
     seen: set = set()
-    real = bench.evaluator.dilemma_prompts
+    real = bench.evaluation.evaluator.dilemma_prompts
 
     def spy(tokenizer, rows, system):
         seen.update(rows["dilemma_idx"])
         return real(tokenizer, rows, system)
 
-    monkeypatch.setattr("bench.evaluations.dilemma_prompts", spy)
+    monkeypatch.setattr("bench.evaluation.evaluations.dilemma_prompts", spy)
     return seen
 
 

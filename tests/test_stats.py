@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from bench.dilemmas import load_dilemmas, select_subset
-from bench.report import main_display, method_table, pairwise_table
-from bench.stats import (
+from bench.evaluation.dilemmas import load_dilemmas, select_subset
+from bench.results.report import main_display, method_table, pairwise_table
+from bench.results.stats import (
     analyse,
     bootstrap_mean_ci,
     dilemma_scores,

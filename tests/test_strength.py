@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.residual import ResidualSteering
-from bench.steering import Steering
-from bench.strength import KLProbe, matched_strength
+from bench.api.residual import ResidualSteering
+from bench.api.steering import Steering
+from bench.evaluation.strength import KLProbe, matched_strength
 from tests.helpers import tiny_runner
 
 
@@ -19,12 +19,12 @@ class Inert(Steering):
 
 @pytest.fixture()
 def probe(tiny, monkeypatch):
-    import bench.evaluator
+    import bench.evaluation.evaluator
 
     # The KL search must never see DailyDilemmas: the only ways in are reading its CSVs and rendering its
     # prompts, so both fail loudly here (the tests below would then error).
     monkeypatch.setattr(pd, "read_csv", lambda *a, **k: pytest.fail("read a CSV (DailyDilemmas)"))
-    monkeypatch.setattr(bench.evaluator, "dilemma_prompts", lambda *a, **k: pytest.fail("rendered a dilemma"))
+    monkeypatch.setattr(bench.evaluation.evaluator, "dilemma_prompts", lambda *a, **k: pytest.fail("rendered a dilemma"))
     probe = KLProbe(tiny, batch_size=8)
     probe.kl(Inert(), 1.0)  # the probe is exercised under the guard
     return probe
@@ -62,7 +62,7 @@ def test_matched_run_scales_coefficients_by_c_star(tiny_model_dir, small_data_di
     assert prompting["discrete"] and prompting["kl"] > 0  # the persona prompt's KL is measured, not 0
     summary = (run_dir / "summary.md").read_text()
     assert "matched strength" in summary and "c*" in summary and "KL" in summary
-    from bench.tables import build_tables
+    from bench.results.tables import build_tables
 
     build_tables(run_dir, "Virtue/Truthfulness")
     assert (run_dir / "plots" / "effect_vs_kl.png").is_file()  # the KL axis of a matched run
@@ -78,7 +78,7 @@ def test_prompt_steering_is_measured_with_its_own_system_message(tiny, probe):
 
 def test_c_star_and_dnll_use_disjoint_halves_of_the_held_out_texts(tiny, monkeypatch):
     """c* is searched on the calibration half, dNLL measured on the evaluation half, never the other way."""
-    import bench.evaluator as ev
+    import bench.evaluation.evaluator as ev
 
     calib, evaluation = ev.load_heldout(ev.CALIBRATION), ev.load_heldout(ev.EVALUATION)
     assert len(calib) >= 40 and len(evaluation) >= 40

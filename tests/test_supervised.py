@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.continuations import Continuations, pair_continuations
-from bench.steering import NoSteering
+from bench.api.continuations import Continuations, pair_continuations
+from bench.api.steering import NoSteering
 from tests.helpers import last_logits, tiny_runner
 
 
@@ -73,7 +73,7 @@ def test_truncated_continuations_are_trained_without_an_end_of_text_token(tiny):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-    from bench.supervised import trainer_kwargs, without_appended_eos
+    from bench.api.supervised import trainer_kwargs, without_appended_eos
 
     tok, eos = tiny.tokenizer, tiny.tokenizer.eos_token_id
     prompts, cont = ["Complete: The river"] * 2, fixed_continuations()
@@ -97,8 +97,8 @@ def test_truncated_continuations_are_trained_without_an_end_of_text_token(tiny):
 
 
 def test_continuation_cache_is_hit_on_second_run(tiny, tmp_path, monkeypatch):
-    from bench import continuations as mod
-    from bench.pairs import make_pairs
+    from bench.api import continuations as mod
+    from bench.api.pairs import make_pairs
 
     pairs = make_pairs(tiny.tokenizer, n_pairs=4)
     first = pair_continuations(tiny, pairs, tmp_path, n=None, max_new_tokens=4)

@@ -1,6 +1,6 @@
 import torch
 
-from bench.layers import target_module
+from bench.model.layers import target_module
 from tests.helpers import last_logits, tiny_runner
 
 

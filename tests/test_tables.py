@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from bench.report import value_effects
-from bench.tables import coefficient_table, latex_escape, to_latex
+from bench.results.report import value_effects
+from bench.results.tables import coefficient_table, latex_escape, to_latex
 from tests.helpers import tiny_runner
 
 
@@ -31,16 +31,16 @@ def test_latex_is_escaped_and_balanced():
 
 def test_tables_and_plots_from_a_run_without_a_model(tiny_model_dir, small_data_dir, tmp_path, monkeypatch):
     run_dir = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("random", "repeng"), run_name="t").run()
-    import bench.models
+    import bench.model.loading
 
-    monkeypatch.setattr(bench.models, "load_model", lambda *a, **k: pytest.fail("tables must not load a model"))
+    monkeypatch.setattr(bench.model.loading, "load_model", lambda *a, **k: pytest.fail("tables must not load a model"))
     import matplotlib.pyplot as plt
 
-    from bench import plots
+    from bench.results import plots
     seen = []
     monkeypatch.setattr(plots, "save", lambda fig, folder, name: (seen.append(
         (name, [ax.get_xlabel() for ax in fig.axes], [ax.get_ylabel() for ax in fig.axes])), plt.close(fig)))
-    from bench.tables import build_tables
+    from bench.results.tables import build_tables
 
     folder = build_tables(run_dir, "Virtue/Truthfulness")
     for name in ("main", "pairwise", "sensitivity", "frameworks", "coefficients_random", "coefficients_repeng"):
@@ -54,7 +54,7 @@ def test_tables_and_plots_from_a_run_without_a_model(tiny_model_dir, small_data_
 
 
 def test_ablation_table_picks_the_differing_options(tiny_model_dir, small_data_dir, tmp_path):
-    from bench.tables import cross_run_tables
+    from bench.results.tables import cross_run_tables
 
     runs = []
     for layers in ("0", "1"):
@@ -68,7 +68,7 @@ def test_ablation_table_picks_the_differing_options(tiny_model_dir, small_data_d
 
 
 def test_cross_model_tables_set_two_models_side_by_side(tiny_model_dir, tiny_gemma3_dir, small_data_dir, tmp_path):
-    from bench.tables import cross_run_tables
+    from bench.results.tables import cross_run_tables
 
     runs = [tiny_runner(folder, small_data_dir, tmp_path, methods=("prompting", "random", "repeng"),
                         run_name="default").run() for folder in (tiny_model_dir, tiny_gemma3_dir)]
@@ -87,7 +87,7 @@ def test_a_run_whose_answers_all_fail_the_pmass_filter_is_reported_out_of_range(
                                                                                   tmp_path):
     """The default NaN filter (min pmass 0.5) end to end: the tiny random model spreads its mass over the whole
     vocabulary, so no row is valid; the run must finish and say so instead of crashing or ranking noise."""
-    from bench.tables import build_tables
+    from bench.results.tables import build_tables
 
     run_dir = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("random", "repeng"), run_name="nan",
                           min_pmass=0.5).run()

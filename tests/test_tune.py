@@ -9,10 +9,10 @@ import json
 import pandas as pd
 import pytest
 
-import bench.tuning
+import bench.running.tuning
 from bench.errors import SteerbenchError
-from bench.split import dilemma_split
-from bench.tuning import load_grid, select
+from bench.evaluation.split import dilemma_split
+from bench.running.tuning import load_grid, select
 from tests.helpers import tiny_runner
 from tests.test_split import TARGET, rendered_dilemmas
 
@@ -39,7 +39,7 @@ def test_the_committed_grid_gives_every_method_the_same_k_with_reasons():
     (lambda g: g["k"].update(default=99), "k needs a 'default'"),
 ])
 def test_a_bad_grid_fails_in_one_line(tmp_path, edit, message):
-    raw = json.loads(bench.tuning.GRID_FILE.read_text())
+    raw = json.loads(bench.running.tuning.GRID_FILE.read_text())
     edit(raw)
     path = tmp_path / "grid.json"
     path.write_text(json.dumps(raw))
@@ -77,13 +77,13 @@ def tiny_grid(tmp_path):
 
 def test_a_tune_sees_only_dev_dilemmas_resumes_and_its_choice_is_loaded(tiny_model_dir, dilemmas_dir, full_split,
                                                                         tmp_path, monkeypatch):
-    monkeypatch.setattr(bench.tuning, "TUNED_DIR", tmp_path / "tuned")
+    monkeypatch.setattr(bench.running.tuning, "TUNED_DIR", tmp_path / "tuned")
     seen = rendered_dilemmas(monkeypatch)
     grid = tiny_grid(tmp_path)
     results = tmp_path / "results"
     runner = tiny_runner(tiny_model_dir, dilemmas_dir, results, methods=("repeng", "prompting", "random"),
                          n_dilemmas=8, min_pmass=0.0)
-    table, tuned_file = bench.tuning.tune(runner.cfg, grid)
+    table, tuned_file = bench.running.tuning.tune(runner.cfg, grid)
     assert seen and set(full_split[sorted(seen)]) == {"dev"}  # the tuner never rendered a test dilemma
     assert sorted(table["candidate"]) == ["builtin", "l0", "l1", "short"]
     assert table.groupby("method")["chosen"].sum().le(1).all()
@@ -95,13 +95,13 @@ def test_a_tune_sees_only_dev_dilemmas_resumes_and_its_choice_is_loaded(tiny_mod
 
     again = tiny_runner(tiny_model_dir, dilemmas_dir, results, methods=("repeng", "prompting"), n_dilemmas=8,
                         min_pmass=0.0)
-    from bench.artefacts import ArtefactStore
+    from bench.running.artefacts import ArtefactStore
 
     monkeypatch.setattr(ArtefactStore, "_fit_into", lambda *a, **k: pytest.fail("refitted"))
-    resumed, _ = bench.tuning.tune(again.cfg, grid)  # a resumed tune: every candidate's fit comes from the cache
+    resumed, _ = bench.running.tuning.tune(again.cfg, grid)  # a resumed tune: every candidate's fit comes from the cache
     pd.testing.assert_frame_equal(resumed.drop(columns="fit_seconds"), table.drop(columns="fit_seconds"))
     monkeypatch.undo()
-    monkeypatch.setattr(bench.tuning, "TUNED_DIR", tmp_path / "tuned")
+    monkeypatch.setattr(bench.running.tuning, "TUNED_DIR", tmp_path / "tuned")
 
     # A bench run loads the tuned options, records them, and an explicit option still wins.
     chosen = tuned["methods"]["repeng"]
@@ -116,7 +116,7 @@ def test_a_tune_sees_only_dev_dilemmas_resumes_and_its_choice_is_loaded(tiny_mod
 
 
 def test_a_run_without_tuned_defaults_says_untuned(tiny_model_dir, small_data_dir, tmp_path):
-    from bench.report import load_run, method_table
+    from bench.results.report import load_run, method_table
 
     runner = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("prompting",), tuned="none")
     run_dir = runner.run()
@@ -130,7 +130,7 @@ def test_a_run_without_tuned_defaults_says_untuned(tiny_model_dir, small_data_di
 
 @pytest.fixture(scope="module")
 def full_split(dilemmas_dir):
-    from bench.dilemmas import load_dilemmas
+    from bench.evaluation.dilemmas import load_dilemmas
 
     return dilemma_split(load_dilemmas(dilemmas_dir), TARGET)
 
@@ -154,7 +154,7 @@ def test_a_method_with_no_candidate_in_range_is_marked_tuned_not_untuned(tmp_pat
         "innerpissa": {"candidate": None, "options": {}, "note": "no candidate in range on dev: built-in defaults"},
         "repeng": {"candidate": "middle", "options": {"layers": "0.4:0.7"}}}}))
     cfg = RunConfig(methods=["innerpissa", "repeng", "lora"], tuned=str(tuned_file))
-    points = bench.tuning.starting_points(cfg)
+    points = bench.running.tuning.starting_points(cfg)
     assert points["innerpissa"]["none_in_range"] and points["innerpissa"]["options"] == {}
     assert "untuned" not in points["innerpissa"]
     assert points["repeng"]["candidate"] == "middle" and points["lora"] == {"untuned": True}

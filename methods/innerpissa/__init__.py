@@ -17,12 +17,11 @@ from typing import Iterator
 import pandas as pd
 from transformers import PreTrainedModel
 
-from bench.errors import SteerbenchError
-from bench.layers import find_linear_targets, lowest_layer, resolve_layers
-from bench.models import LoadedModel
-from bench.steering import FitContext, Steering, SteeringMethod, option
+from bench.api.steering import FitContext, Steering, SteeringMethod, option
+from bench.errors import SteerbenchError, at_least, names_list, one_of, positive
+from bench.model.layers import find_linear_targets, lowest_layer, resolve_layers
+from bench.model.loading import LoadedModel
 from bench.store import atomic_write_frame
-from bench.validate import at_least, names_list, one_of, positive
 from methods.innerpissa.layer import SCALE_MODES, AdapterShape
 from methods.innerpissa.model import InnerPiSSAAdapters
 from methods.innerpissa.train import TrainSettings, measurement_basis, train

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from bench.layers import target_parent
+from bench.model.layers import target_parent
 from methods.innerpissa.layer import AdapterShape, InnerPiSSALinear
 
 

@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from bench.evaluator import encode, left_padded_batches, model_device
-from bench.layers import decoder_layers, lowest_layer
-from bench.models import LoadedModel
-from bench.pairs import HonestyPair
-from bench.replay import Recording
+from bench.api.pairs import HonestyPair
+from bench.model.layers import decoder_layers, lowest_layer
+from bench.model.loading import LoadedModel
+from bench.model.padding import encode, left_padded_batches, model_device
+from bench.model.replay import Recording
 from methods.innerpissa.model import InnerPiSSAAdapters
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def train(loaded: LoadedModel, adapters: InnerPiSSAAdapters, pairs: list[Honesty
             rng.shuffle(order)
             for batch in make_batches(order):
                 # The adapters start at layer `first`: the c=0 pass records what enters it, and the c=+-1 passes
-                # replay that instead of recomputing the layers below (the same numbers; bench.replay).
+                # replay that instead of recomputing the layers below (the same numbers; bench.model.replay).
                 below = Recording(first) if first and loaded.replay.enabled else None
                 with torch.no_grad(), adapters.coefficient(0.0), _maybe(loaded.replay.record, below, full_pass=True):
                     h0, nll0 = _forward(model, batch, measure_layer, settings.nll_tokens)

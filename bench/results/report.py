@@ -1,0 +1,325 @@
+"""A run's tables as data, rebuilt from its stored rows alone (no model): the method table, the
+method-against-method table, the min-pmass sensitivity table, per-value effects and framework means.
+Rendering to files lives in ``bench.results.tables``; plots in ``bench.results.plots``; both read from here.
+
+Why one module of about 320 lines: each table is a few lines over one loaded run (rows, dilemmas, status),
+and they share its loading and labelling; a module per table would repeat that preamble in each.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench.errors import SteerbenchError
+from bench.evaluation.dilemmas import FRAMEWORKS
+from bench.results.stats import (
+    MIN_COMMON,
+    MIN_PMASS,
+    MIN_RETENTION,
+    MethodStats,
+    analyse,
+    common_only,
+    endpoints,
+    holm,
+    paired_difference,
+)
+from bench.store import atomic_write_frame, atomic_write_text
+
+ALPHA = 0.05
+MIN_DILEMMAS_PER_VALUE = 10  # a value measured on fewer common dilemmas is too noisy to rank or average
+SENSITIVITY_PMASS = (0.0, 0.5)
+
+
+def load_run(run_dir: Path, all_budgets: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """A run's rows (a frontier run's at its main budget unless ``all_budgets``), dilemmas and status."""
+    try:
+        rows = pd.read_parquet(run_dir / "rows.parquet")
+        dilemmas = pd.read_parquet(run_dir / "dilemmas.parquet")
+        status = json.loads((run_dir / "status.json").read_text())
+    except FileNotFoundError as exc:
+        raise SteerbenchError(f"{run_dir} is not a finished run folder: {Path(exc.filename).name} is missing") from None
+    except Exception as exc:  # truncated parquet / JSON: one line, the run folder untouched
+        raise SteerbenchError(f"{run_dir}: a stored result file cannot be read ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    dilemmas["labels"] = dilemmas["labels"].apply(list)
+    return (rows if all_budgets else main_budget(rows, status)), dilemmas, status
+
+
+def main_budget(rows: pd.DataFrame, status: dict) -> pd.DataFrame:
+    """A frontier run's rows at its main KL budget (what every table but the frontier's reports)."""
+    frontier = status.get("_frontier")
+    if not frontier or "budget" not in rows:
+        return rows
+    return rows[(rows["budget"] == frontier["main"]) | rows["budget"].isna()].reset_index(drop=True)
+
+
+def run_strength(rows: pd.DataFrame) -> str:
+    return str(rows["strength"].iloc[0]) if "strength" in rows and len(rows) else "raw"
+
+
+def run_methods(rows: pd.DataFrame, status: dict) -> list[str]:
+    """Methods in table order: as run, the ones with rows and status ok."""
+    return [m for m, info in status.items() if not m.startswith("_") and info.get("status") == "ok"
+            and m in set(rows["method"])]
+
+
+def sign_label(info: dict) -> str:
+    """The sign applied and whether calibration determined it (per seed when seeds differ)."""
+    seeds = info.get("seeds") or {}
+    first = info.get("calibration") or info.get("meta", {}).get("calibration") or {"sign": info.get("sign", 1)}
+    cals = [v.get("calibration") or (first if i == 0 else {"sign": v.get("sign", 1)})
+            for i, v in enumerate(seeds.values())] or [first]
+    labels = [_one_sign(c) for c in cals]
+    if len(set(labels)) > 1:
+        return "; ".join(f"seed {s}: {lab}" for s, lab in zip(seeds, labels))
+    return labels[0]
+
+
+def _one_sign(cal: dict) -> str:
+    if cal.get("skipped"):
+        return "not calibrated" if cal.get("reason") else "+1 (calibration off)"
+    if cal.get("determined") is False:
+        return f"undetermined (p={cal['p']:.2g}): +1" if "p" in cal else "undetermined: +1"
+    text = "-1 (flipped)" if int(cal.get("sign", 1)) < 0 else "+1"
+    return text + (f", p={cal['p']:.2g}" if "p" in cal else "")
+
+
+def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value: str,
+                 min_pmass: float = MIN_PMASS, seed: int = 0) -> tuple[pd.DataFrame, dict[str, MethodStats]]:
+    """One record per method (failed ones with their reason), Holm-adjusted across the methods."""
+    records, stats = [], {}
+    for method, info in status.items():
+        if method.startswith("_"):
+            continue
+        if info.get("status") != "ok" or method not in set(rows["method"]):
+            records.append({"method": method, "note": f"FAILED: {info.get('reason', 'no rows')}"})
+            continue
+        st = analyse(rows[rows["method"] == method], dilemmas, value, min_pmass, seed)
+        stats[method] = st
+        lo, hi = st.lo_hi
+        rec = {"method": method, "effect": st.effect, "ci_low": st.ci_low, "ci_high": st.ci_high,
+               "n_common": st.n_common, "n_value": st.n_value, "nan_c0": st.nan_rate.get(0.0, math.nan),
+               "nan_lo": st.nan_rate.get(lo, math.nan), "nan_hi": st.nan_rate.get(hi, math.nan),
+               "retention": st.retention, "in_range": st.in_range, "t": st.t, "p": st.p,
+               "wilcoxon_p": st.wilcoxon_p, "slope": st.slope, "slope_p": st.slope_p,
+               "monotonicity": st.monotonicity, "dnll": st.dnll, "gain": st.gain, "n_seeds": st.n_seeds,
+               "effect_sd": st.effect_sd, "sign": sign_label(info)}
+        notes = [] if st.in_range else [st.range_note()]
+        if info.get("tuning", {}).get("untuned"):
+            notes.append("untuned (built-in defaults)")
+        if info.get("tuning", {}).get("none_in_range"):
+            notes.append("tuned: no candidate in range on dev (built-in defaults)")
+        if info.get("unsupported_coeffs"):
+            notes.append("no rows at c=" + ",".join(f"{c:g}" for c in info["unsupported_coeffs"]))
+        strength = info.get("strength")
+        if strength:
+            rec["c_star"] = strength.get("c_star") if strength.get("reached") is not False else math.nan
+            rec["kl"] = strength.get("kl")
+            if strength.get("reached") is False:
+                notes.append(f"KL budget not reached (KL {strength['kl']:.3g} at the search limit)")
+            if strength.get("discrete"):
+                notes.append("discrete: KL at +-1")
+            per_seed = [v["strength"].get("c_star") for v in info.get("seeds", {}).values() if "strength" in v]
+            if len(set(per_seed)) > 1:
+                notes.append("c* per seed: " + ", ".join(f"{c:.3g}" for c in per_seed))
+        yesno = info.get("yesno")
+        if yesno:
+            rec["yesno_lo"], rec["yesno_hi"] = yesno["minus"]["answered"], yesno["plus"]["answered"]
+        described = info.get("meta", {}).get("describe", {})
+        if described.get("coherence_term") is not None:  # artefacts of the mean-margin InnerPiSSA loss
+            rec["coherence"] = described["coherence_term"]
+        outside = described.get("tokens_outside_margin")
+        if outside:  # per-token trust regions (InnerPiSSA, AntiPaSTO): share of tokens beyond it at each end
+            rec["outside_lo"], rec["outside_hi"] = outside["minus"], outside["plus"]
+        rec["note"] = "; ".join(notes)
+        records.append(rec)
+    table = pd.DataFrame(records)
+    if "p" in table:
+        table["p_holm"] = holm(table["p"].tolist())
+        table["wilcoxon_p_holm"] = holm(table["wilcoxon_p"].tolist())
+    return table, stats
+
+
+def pairwise_table(stats: dict[str, MethodStats], seed: int = 0) -> pd.DataFrame:
+    """Every pair of methods with rows: Effect(A) - Effect(B) on the dilemmas valid for both, paired over
+    dilemmas, Holm-adjusted across the pairs. Out-of-range methods are compared too, and flagged."""
+    names = list(stats)
+    records = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            rec = {"a": a, "b": b, **paired_difference(stats[a].per_dilemma, stats[b].per_dilemma, seed)}
+            rec["in_range"] = stats[a].in_range and stats[b].in_range
+            records.append(rec)
+    table = pd.DataFrame(records, columns=["a", "b", "n_common", "difference", "ci_low", "ci_high", "t", "p",
+                                           "wilcoxon_p", "in_range"])
+    table["p_holm"] = holm(table["p"].tolist())
+    return table
+
+
+def sensitivity_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value: str,
+                      seed: int = 0, thresholds: tuple[float, ...] = SENSITIVITY_PMASS,
+                      known: dict[float, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The headline statistics at each NaN-filter threshold, so a reader sees whether a conclusion
+    depends on it. ``known``: method tables already computed, by threshold (not recomputed)."""
+    out = None
+    for threshold in thresholds:
+        table = (known or {}).get(threshold)
+        if table is None:
+            table, _ = method_table(rows, dilemmas, status, value, threshold, seed)
+        if "effect" not in table:
+            continue
+        part = table[["method", "effect", "ci_low", "ci_high", "n_common", "p_holm", "in_range"]].set_index("method")
+        part.columns = [f"{c} @{threshold:g}" for c in part.columns]
+        out = part if out is None else out.join(part)
+    return out.reset_index() if out is not None else pd.DataFrame()
+
+
+def value_effects(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, value), on that method's common dilemmas: mean score at each coefficient (mean over
+    seeds), Effect, and the common dilemma count."""
+    common = common_only(scores)
+    means = common.groupby(["method", "value", "seed", "coeff"])["score"].mean().groupby(
+        ["method", "value", "coeff"]).mean().unstack("coeff")
+    counts = common.groupby(["method", "value"])["dilemma_idx"].nunique().rename("n")
+    coeffs = sorted(float(c) for c in scores["coeff"].unique())
+    lo, hi = endpoints(coeffs) if coeffs else (math.nan, math.nan)
+    out = means.join(counts)
+    out["effect"] = (out[hi] - out[lo]) if hi in out and lo in out else math.nan
+    return out.reset_index()
+
+
+def framework_table(effects: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    usable = effects[effects["n"] >= MIN_DILEMMAS_PER_VALUE].copy()
+    usable["family"] = usable["value"].str.split("/").str[0]
+    table = usable[usable["family"].isin(FRAMEWORKS)].groupby(["method", "family"])["effect"].mean().unstack()
+    return table.reindex(index=[m for m in methods if m in table.index], columns=list(FRAMEWORKS)).reset_index()
+
+
+# ----------------------------------------------------------------------------------------- display
+
+def cell(x: object, is_p: bool = False) -> object:
+    """3 decimals; p-values below 0.001 in scientific notation; NaN as an empty cell."""
+    if isinstance(x, float):
+        if math.isnan(x):
+            return ""
+        if is_p and x < 1e-3:
+            return f"{x:.1e}"
+        return f"{x:.3f}".replace("-0.000", "0.000")
+    return x
+
+
+def _interval(est: float, lo: float, hi: float) -> str:
+    if math.isnan(est):
+        return ""
+    return f"{est:.3f} [{lo:.3f}, {hi:.3f}]" if not math.isnan(lo) else f"{est:.3f}"
+
+
+def _pct(x: float) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
+
+
+def main_display(table: pd.DataFrame) -> tuple[pd.DataFrame, set[tuple[int, str]]]:
+    """The main table as strings, and the cells to bold: the best Effect and gain among in-range methods
+    whose positive Effect is Holm-significant (t-test at ALPHA); nothing is bold when none is."""
+    shown = pd.DataFrame({"Method": table["method"]})
+    has = "effect" in table
+    col = table.get
+    shown["Effect [95% CI]"] = [_interval(*v) for v in zip(col("effect"), col("ci_low"), col("ci_high"))] if has else ""
+    if has:
+        shown["N common"] = [("" if math.isnan(n) else f"{int(n)}/{int(v)}") for n, v in zip(table["n_common"], table["n_value"])]
+        shown["NaN c=0"] = [_pct(x) for x in table["nan_c0"]]
+        shown["NaN c-/c+"] = [("" if math.isnan(a) else f"{_pct(a)} / {_pct(b)}") for a, b in zip(table["nan_lo"], table["nan_hi"])]
+        shown["p (t, Holm)"] = [cell(x, True) for x in table["p_holm"]]
+        shown["p (Wilcoxon, Holm)"] = [cell(x, True) for x in table["wilcoxon_p_holm"]]
+        shown["Slope"] = [cell(x) for x in table["slope"]]
+        shown["Monotonicity"] = [cell(x) for x in table["monotonicity"]]
+        shown["dNLL (eval. half)"] = [cell(x) for x in table["dnll"]]
+        shown["Norm. gain"] = [cell(x) for x in table["gain"]]
+        if "c_star" in table:
+            shown["c*"] = [cell(x) for x in table["c_star"]]
+            shown["KL (calib. half)"] = [cell(x) for x in table["kl"]]
+        if "yesno_lo" in table:
+            shown["Yes/No probe c-/c+"] = [("" if math.isnan(a) else f"{_pct(a)} / {_pct(b)}")
+                                         for a, b in zip(table["yesno_lo"], table["yesno_hi"])]
+        if "coherence" in table:
+            shown["Coherence term (train)"] = [cell(x) for x in table["coherence"]]
+        if "outside_lo" in table:
+            shown["Tokens outside trust region c-/c+ (train)"] = [
+                "" if a != a else f"{_pct(a)} / {_pct(b)}" for a, b in zip(table["outside_lo"], table["outside_hi"])]
+        if "n_parameters" in table:
+            shown["Parameters"] = ["" if n != n else f"{int(n):,}" for n in table["n_parameters"]]
+            shown["Efficiency"] = ["n/a" if n == 0 else cell(x) for x, n in zip(table["efficiency"], table["n_parameters"])]
+            shown["Breadth (values)"] = ["" if b != b else f"{int(b)} of {int(o)}"
+                                         for b, o in zip(table["breadth"], table["breadth_of"])]
+        if "f1" in table:
+            shown["Steering F1"] = [cell(x) for x in table["f1"]]
+            kept = table["capability_kept"] if "capability_kept" in table else [math.nan] * len(table)
+            shown["Capability kept"] = ["" if x != x else _pct(x) for x in kept]
+        if "coherence_range" in table:
+            shown["Coherence range"] = table["coherence_range"].fillna("")
+        if (table["n_seeds"].fillna(1) > 1).any():
+            shown["Seeds"] = [("" if math.isnan(n) else str(int(n))) for n in table["n_seeds"]]
+            shown["Effect sd (seeds)"] = [cell(x) for x in table["effect_sd"]]
+        shown["Sign"] = table["sign"].fillna("")
+    shown["Note"] = table["note"].fillna("") if "note" in table else ""
+    bold: set[tuple[int, str]] = set()
+    if has:
+        # a significant Effect against the intended direction is not "best": only positive Effects compete
+        eligible = table[(table["in_range"] == True) & (table["p_holm"] < ALPHA) & (table["effect"] > 0)]  # noqa: E712
+        for key, name in (("effect", "Effect [95% CI]"), ("gain", "Norm. gain")):
+            if len(eligible) and eligible[key].notna().any():
+                bold.add((int(eligible[key].idxmax()), name))
+    return shown, bold
+
+
+def pairwise_display(pairs: pd.DataFrame) -> tuple[pd.DataFrame, set[tuple[int, str]]]:
+    shown = pd.DataFrame({
+        "A": pairs["a"], "B": pairs["b"], "N common": pairs["n_common"].astype(int).astype(str),
+        "Effect A - B [95% CI]": [_interval(*v) for v in zip(pairs["difference"], pairs["ci_low"], pairs["ci_high"])],
+        "p (t, Holm)": [cell(x, True) for x in pairs["p_holm"]],
+        "p (Wilcoxon)": [cell(x, True) for x in pairs["wilcoxon_p"]],
+        "Note": ["" if ok else "an out-of-range method" for ok in pairs["in_range"]],
+    })
+    bold = {(i, "Effect A - B [95% CI]") for i, p in enumerate(pairs["p_holm"]) if p < ALPHA}
+    return shown, bold
+
+
+def sensitivity_display(sens: pd.DataFrame) -> pd.DataFrame:
+    shown = pd.DataFrame({"Method": sens["method"]})
+    for threshold in SENSITIVITY_PMASS:
+        k = f"@{threshold:g}"
+        if f"effect {k}" not in sens:
+            continue
+        shown[f"Effect [95% CI], min pmass {threshold:g}"] = [
+            _interval(*v) for v in zip(sens[f"effect {k}"], sens[f"ci_low {k}"], sens[f"ci_high {k}"])]
+        shown[f"N common {k}"] = [("" if math.isnan(n) else str(int(n))) for n in sens[f"n_common {k}"]]
+        shown[f"p (t, Holm) {k}"] = [cell(x, True) for x in sens[f"p_holm {k}"]]
+        shown[f"in range {k}"] = ["yes" if ok is True else ("no" if ok is False else "") for ok in sens[f"in_range {k}"]]
+    return shown
+
+
+def table_caption(value: str, strength: str) -> str:
+    label = "matched strength (c in multiples of each method's KL-matched c*)" if strength == "matched" \
+        else "raw coefficients"
+    return (f"Steering methods on DailyDilemmas, target value {value}, {label}. Unit: the dilemma. Effect = mean "
+            f"over the N common dilemmas (valid at every coefficient) of score(c+) - score(c-), BCa 95% bootstrap CI "
+            f"over dilemmas (with several seeds: seeds and dilemmas resampled); p: paired t-test and Wilcoxon "
+            f"signed-rank over dilemmas, Holm-adjusted across methods; bold: best positive Effect among in-range "
+            f"methods with Holm p < {ALPHA}. Out of range: worse end keeps < {MIN_RETENTION:.0%} of c=0's valid dilemmas or "
+            f"N common < {MIN_COMMON}. The random vector is never sign-calibrated (it is the noise floor).")
+
+
+def write_summary(run_dir: Path, value: str, min_pmass: float = MIN_PMASS, seed: int = 0) -> str:
+    rows, dilemmas, status = load_run(run_dir)
+    table, _ = method_table(rows, dilemmas, status, value, min_pmass, seed)
+    shown, _ = main_display(table)
+    body = tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt="github", disable_numparse=True)
+    text = f"{table_caption(value, run_strength(rows))}\n\n{body}"
+    atomic_write_frame(run_dir / "summary.csv", table)
+    atomic_write_text(run_dir / "summary.md", text + "\n")
+    return text

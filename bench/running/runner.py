@@ -1,0 +1,249 @@
+"""One benchmark run: fit every method on the honesty pairs, sweep coefficients, store rows.
+
+The run is assembled from one module per concept: ``artefacts`` (fit or load, lock, cache beside),
+``evaluations`` (scored chunks, shard parts), ``sweep`` (strength, sign, coefficients, status facts) and
+``provenance`` (what made the run). Work is done once and cached under ``results/<model>/cache/``:
+fitted artefacts by config hash, the c=0 evaluation once per model (shared by every method whose c=0
+is the unsteered model), and each (steering, coefficient) chunk. A rerun of a finished run does no
+forward pass.
+
+Use: ``Runner(cfg).run()``; or ``prepare()`` then ``fit(name)`` / ``sweep`` for one piece (tests, tune).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.api.continuations import pair_continuations
+from bench.api.pairs import HonestyPair, make_pairs
+from bench.api.parameters import fitted_parameters
+from bench.api.steering import NoSteering
+from bench.config import RunConfig, build_options
+from bench.distributed import ProcessShard
+from bench.errors import SteerbenchError
+from bench.evaluation.dilemmas import Dilemmas, check_target, load_dilemmas, select_subset
+from bench.evaluation.evaluations import EvaluationStore
+from bench.evaluation.evaluator import CALIBRATION, EVALUATION, load_heldout
+from bench.evaluation.examples import ExampleBook, pick_examples
+from bench.evaluation.probe import yes_no_probe
+from bench.evaluation.split import restrict
+from bench.model.chat import DEFAULT_SYSTEM
+from bench.model.loading import LoadedModel, load_model, model_slug
+from bench.results import report
+from bench.running.artefacts import ArtefactStore, Fitted
+from bench.running.cost import MethodPlan, estimate
+from bench.running.provenance import environment, peak_rss_mb
+from bench.running.sweep import StatusBook, Sweep
+from bench.running.tuning import starting_points
+from bench.running.validate import check_method_layers, validate_config
+from bench.store import atomic_write_frame, atomic_write_json, check_writable, stable_hash, write_status
+from bench.timing import StageClock
+from methods import get_method_class
+
+log = logging.getLogger(__name__)
+ROW_COLUMNS = ["model", "method", "seed", "strength", "budget", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
+               "logratio", "pmass", "nll", "shared_c0"]
+
+
+class Runner:
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        # Validate everything cheap before any compute: method names and options, output folder.
+        validate_config(cfg)  # every run option, the run name, the suffix file: one line, before any work
+        self.method_classes = {name: get_method_class(name) for name in cfg.methods}
+        self.tuning = starting_points(cfg)  # per method: the tuned candidate it starts from, or untuned
+        self.options = {name: build_options(cls, {**self.tuning[name].get("options", {}), **cfg.method_options.get(name, {})})
+                        for name, cls in self.method_classes.items()}
+        for name in set(cfg.method_options) - set(cfg.methods):
+            get_method_class(name)  # an unknown name fails with the known list
+            log.warning("options given for %s, which is not in --methods: ignored", name)
+        self.model_dir = Path(cfg.results_dir) / model_slug(cfg.model)
+        check_writable(self.model_dir)
+        self.cache = self.model_dir / "cache"
+        self.run_dir = self.model_dir / (cfg.run_name or f"run-{stable_hash(cfg.identity(), 8)}")
+        self.shard = ProcessShard.from_env()
+        self.forward_passes = 0
+        self.work = {"fits": 0, "evaluations": 0, "c0_evaluations": 0}  # computed (not loaded) this run
+        self.clock = StageClock()  # wall time per stage, in the run's work record
+        self.estimate: dict | None = None  # the start-up wall-time estimate, kept beside the real wall time
+        self.book = StatusBook(self._first_seed)
+        self.base_system = DEFAULT_SYSTEM
+        # set by prepare(): the data, the model and the stores built on them
+        self.dilemmas: Dilemmas | None = None
+        self.loaded: LoadedModel | None = None
+        self.pairs: list[HonestyPair] = []
+        self.pairs_hash = ""
+        self.split: pd.Series | None = None  # dilemma_idx -> dev / test, for every dilemma of the dataset
+        self.example_rows: pd.DataFrame | None = None  # the examples' fixed dev dilemmas (bench.evaluation.examples)
+        self.model_key: dict = {}
+        self.base_rows: pd.DataFrame | None = None  # the shared c=0 chunk, set by run()
+        self.artefacts: ArtefactStore | None = None
+        self.evaluations: EvaluationStore | None = None
+        self.sweep: Sweep | None = None
+
+    @property
+    def status(self) -> dict[str, dict]:
+        """Per-method facts so far (status, strength, sign, calibration, yes/no probe, per seed)."""
+        return self.book.methods
+
+    def prepare(self) -> "Runner":
+        """Load the dilemmas, the model and the pairs, and build the stores (once; later calls do nothing)."""
+        if self.sweep is not None:
+            return self
+        cfg = self.cfg
+        with self.clock("load (data, model, pairs)"):
+            dilemmas = load_dilemmas(cfg.data_dir)
+            check_target(dilemmas, cfg.target)
+            # Only this run's side of the dev/test split is ever rendered or scored (bench.evaluation.split).
+            side, self.split = restrict(dilemmas, cfg.target, cfg.split)
+            self.example_rows = pick_examples(dilemmas.rows, self.split, cfg.target)  # dev only, never scored
+            self.dilemmas = select_subset(side, cfg.n_dilemmas, cfg.target, cfg.seed)
+            self.loaded = load_model(cfg.model, cfg.dtype, cfg.device, cfg.trust_remote_code)
+            self.loaded.replay.enabled = cfg.layer_replay
+            check_method_layers(self.options, self.loaded)  # every layer spec fits the model, before any fit
+            self.pairs = make_pairs(self.loaded.tokenizer, cfg.n_pairs, cfg.seed, cfg.suffix_file)
+        pairs_hash = stable_hash([(p.positive, p.negative) for p in self.pairs])
+        model_key = {"model": self.loaded.fingerprint, "dtype": str(self.loaded.dtype)}
+        continuations = lambda *a, **k: self.continuations(*a, **k)  # noqa: E731 (late-bound: tests replace it)
+        self.artefacts = ArtefactStore(self.cache, self.loaded, self.pairs, model_key, pairs_hash, cfg.batch_size,
+                                       cfg.seed, get_method_class, self.options, self.clock, continuations, self.work)
+        self.evaluations = EvaluationStore(
+            self.cache, self.loaded, self.dilemmas.rows, model_key,
+            nll_texts_hash=stable_hash(load_heldout(EVALUATION), 8),  # dNLL is measured on the evaluation half
+            batch_size=cfg.batch_size, prefix_cache=cfg.prefix_cache, base_system=self.base_system,
+            shard=self.shard, clock=self.clock, work=self.work, on_forward=self._count_forward)
+        self.sweep = Sweep(cfg, self.loaded, self.method_classes, self.artefacts, self.evaluations, self.book,
+                           self.clock, continuations, kl_texts_hash=stable_hash(load_heldout(CALIBRATION), 8),
+                           base_system=self.base_system)  # c* is searched on the calibration half
+        from bench.evaluation.control import ControlBook
+
+        self.sweep.control = ControlBook(self.loaded, self.cache, model_key, cfg.batch_size, self.base_system,
+                                         self.artefacts, self.clock)
+        self.model_key = model_key
+        self.pairs_hash = pairs_hash
+        log.info("%d %s dilemmas (%d rows), %d honesty pairs, coefficients %s", self.dilemmas.rows["dilemma_idx"].nunique(),
+                 cfg.split, len(self.dilemmas.rows), len(self.pairs), cfg.coeffs)
+        return self
+
+    def _count_forward(self) -> None:
+        self.forward_passes += not self.loaded.replay.recording  # recording passes are partial forwards
+
+    def _first_seed(self, name: str) -> int:
+        return self.cfg.seeds[0] if self.method_classes[name].seeded else self.cfg.seed
+
+    def fit(self, name: str, seed: int | None = None, **overrides: Any) -> Fitted:
+        """Fit a method, or load it from the artefact cache (see ``ArtefactStore.fit``)."""
+        return self.prepare().artefacts.fit(name, seed, **overrides)
+
+    def continuations(self, n: int | None = 32, max_new_tokens: int = 16):
+        """The base model's continuations of the pairs under each persona (cached; sign calibration, DPO)."""
+        self.prepare()
+        with self.clock("continuations"):
+            return pair_continuations(self.loaded, self.pairs, self.cache / "continuations", n, max_new_tokens,
+                                      self.cfg.seed, self.cfg.batch_size)
+
+    def _method_rows(self, name: str) -> list[pd.DataFrame]:
+        """Every seed's rows of one method; a failure on any seed leaves the method without rows."""
+        rows = []
+        seeds = self.cfg.seeds if self.method_classes[name].seeded else [self.cfg.seed]
+        for seed in seeds:
+            fitted = self.fit(name, seed=seed)
+            self.book.record(name, fitted, artefact=fitted.key, meta=fitted.meta,
+                             fit_seconds=fitted.meta.get("fit_seconds"), n_parameters=fitted_parameters(fitted.folder))
+            rows += [c.assign(seed=seed) for c in self.sweep.rows(name, fitted, self.base_rows)]
+        return rows
+
+    def run(self) -> Path:
+        started, started_at = time.perf_counter(), time.time()
+        self.prepare()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.shard.sharded:
+            log.info("process %d of %d: evaluating every %d-th batch; parts are merged in the result store",
+                     self.shard.rank, self.shard.world, self.shard.world)
+        self._log_estimate()
+        atomic_write_json(self.run_dir / "config.json", {**dataclasses.asdict(self.cfg), "tuned_defaults": self.tuning})
+        atomic_write_json(self.run_dir / "environment.json",
+                          environment(self.loaded, self.cfg.data_dir, self.pairs_hash, self.shard.world))
+        log.info("evaluating the unsteered model (c=0, shared by every method)")
+        self.base_rows = self.evaluations.chunk(NoSteering(), "base", 0.0, "unsteered c=0")
+        baseline_yesno = yes_no_probe(self.loaded, NoSteering(), 0.0, self.base_system, self.cfg.batch_size,
+                                      self.cfg.min_pmass)
+        chunks = []
+        self.sweep.examples = ExampleBook(self.loaded, self.example_rows, self.cache, self.model_key, self.base_system,
+                                          self.artefacts, self.clock)
+        for name in self.cfg.methods:
+            self.book.start(name)
+            self.book.methods[name]["tuning"] = self.tuning[name]
+            try:
+                chunks += self._method_rows(name)
+            except SteerbenchError:
+                raise
+            except Exception as exc:  # a broken method must not sink the others: record it loudly
+                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                log.error("METHOD FAILED: %s could not run (%s); it is listed as failed in the table", name, reason)
+                (self.run_dir / f"{name}.error.txt").write_text(traceback.format_exc())
+                self.book.fail(name, reason)
+        if not self.shard.main:  # its parts are in the store; the main process writes the run
+            log.info("process %d of %d: finished my share of the evaluation", self.shard.rank, self.shard.world)
+            return self.run_dir
+        self._write_rows(chunks)
+        self.sweep.examples.write(self.run_dir, self.cfg.target)
+        self.status["_baseline"] = {"yesno": baseline_yesno}  # the unsteered model on the yes/no probe
+        if len(self.cfg.budgets) > 1:  # the tables read the main budget; bench.results.frontier reads them all
+            self.status["_frontier"] = {"budgets": self.cfg.budgets, "main": self.cfg.kl_budget}
+        work = {"forward_passes": self.forward_passes, "computed": self.work, "stage_seconds": self.clock.as_dict(),
+                "estimate": self.estimate,
+                "wall_seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": peak_rss_mb()}
+        self.book.methods = write_status(self.run_dir, self.status, work, started_at)  # merged with concurrent runs'
+        table = report.write_summary(self.run_dir, self.cfg.target, self.cfg.min_pmass)  # seconds: not a stage
+        print(table)
+        if self.cfg.tables:  # every table and plot, from the rows just written (what make tables rebuilds)
+            from bench.results.tables import build_tables
+
+            build_tables(self.run_dir, self.cfg.target, self.cfg.min_pmass)
+        log.info("results in %s (%d forward passes this run%s)", self.run_dir, self.forward_passes,
+                 "; tables/ and plots/ beside the rows" if self.cfg.tables else "")
+        return self.run_dir
+
+    def plan(self) -> list[MethodPlan]:
+        """What this run will compute, method by method (for the wall-time estimate)."""
+        cfg, plans = self.prepare().cfg, []
+        steered = sum(c != 0 for c in cfg.coeffs)
+        for name, cls in self.method_classes.items():
+            seeds = cfg.seeds if cls.seeded else [cfg.seed]
+            to_fit = sum(not self.artefacts.is_cached(name, s) for s in seeds)
+            plans.append(MethodPlan(name, n_fits=to_fit, kl_search=cfg.strength == "matched",
+                                    sign=cls.sign_calibrated and cfg.calibrate_sign,
+                                    evaluations=steered * len(seeds) * max(len(cfg.budgets), 1)))
+        return plans
+
+    def _log_estimate(self) -> None:
+        if not self.shard.main:
+            return
+        plans = self.plan()
+        with self.clock("load (data, model, pairs)"):
+            guess = estimate(self.loaded, plans, len(self.dilemmas.rows), len(self.pairs),
+                             continuations=any(p.sign for p in plans))
+        log.info("%s", guess.line())
+        self.estimate = {"seconds": round(guess.seconds), "probe_seconds": round(guess.probe_seconds, 4),
+                         "scale": round(guess.scale, 3), "line": guess.line()}
+
+    def _write_rows(self, chunks: list[pd.DataFrame]) -> None:
+        rows = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(
+            columns=["idx", "logratio", "pmass", "nll", "method", "coeff", "effective_coeff", "shared_c0", "seed", "budget"])
+        rows = rows.merge(self.dilemmas.rows[["idx", "dilemma_idx", "action_type"]], on="idx", how="left")
+        rows["model"] = self.cfg.model
+        rows["strength"] = self.cfg.strength
+        rows = rows[ROW_COLUMNS].sort_values(["method", "seed", "budget", "coeff", "dilemma_idx", "idx"]).reset_index(drop=True)
+        atomic_write_frame(self.run_dir / "rows.parquet", rows)
+        labels = self.dilemmas.rows[["idx", "dilemma_idx", "action_type", "action", "labels"]]
+        labels = labels.assign(split=labels["dilemma_idx"].map(self.split))
+        atomic_write_frame(self.run_dir / "dilemmas.parquet", labels)
+        atomic_write_frame(self.run_dir / "control.parquet", self.sweep.control.frame())  # off-target items

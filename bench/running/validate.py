@@ -1,0 +1,134 @@
+"""Checks of everything a user can get wrong, run before any work (and before the model loads).
+
+``validate_config`` needs no model: run options, the run name, the suffix file, the cache layout.
+``check_method_layers`` runs right after the model loads, before any method is fitted: every method's
+layer spec (and module names) must fit the model. Each failure is one ``SteerbenchError`` line that
+names the bad value and what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.errors import SteerbenchError, between, names_list, one_of, positive
+from bench.evaluation.split import SPLITS
+
+if TYPE_CHECKING:
+    from bench.config import RunConfig
+    from bench.model.loading import LoadedModel
+
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds
+
+
+# ------------------------------------------------------------------------------ the run config
+def check_run_name(name: str | None) -> None:
+    """A run name is one path component: the run folder is ``<results-dir>/<model>/<run-name>``."""
+    if name is None:
+        return
+    bad = (not isinstance(name, str) or not name.strip() or name in (".", "..") or "/" in name or "\\" in name
+           or any(ord(ch) < 32 or ord(ch) == 127 for ch in name) or Path(name).is_absolute())
+    if bad:
+        raise SteerbenchError(f"--run-name {name!r} is not a folder name; accepted: one path component "
+                              "(no '/', '\\', '..', control characters; not empty)")
+
+
+def check_cache_layout(cache: Path) -> None:
+    """Cache sub-folders replaced by files would fail only after the compute they were to store."""
+    if cache.exists() and not cache.is_dir():
+        raise SteerbenchError(f"{str(cache)!r} is a file, not the cache folder; move it away and rerun")
+    for sub in ("eval", "artifacts", "continuations", "locks"):
+        path = cache / sub
+        if path.exists() and not path.is_dir():
+            raise SteerbenchError(f"{str(path)!r} is a file, not a cache folder; move it away and rerun")
+
+
+def validate_config(cfg: "RunConfig") -> None:
+    """Every run option, before anything is loaded, computed, cached or created."""
+    from bench.api.pairs import load_suffixes
+    from bench.model.dtype_choice import parse_dtype
+    from bench.model.loading import model_slug
+
+    def integer(where: str, value: Any, low: int, extra: str = "") -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise SteerbenchError(f"{where} {value!r} is out of range; accepted: an integer >= {low}{extra}")
+
+    integer("--batch-size", cfg.batch_size, 1)
+    if isinstance(cfg.n_seeds, bool) or not isinstance(cfg.n_seeds, int) or cfg.n_seeds < 1:
+        raise SteerbenchError(f"--seeds {cfg.n_seeds} is not a number of training seeds; give 1 or more")
+    if cfg.n_dilemmas is not None and (not isinstance(cfg.n_dilemmas, int) or cfg.n_dilemmas < 1):
+        raise SteerbenchError(f"--n-dilemmas: n_dilemmas must be a positive integer, got {cfg.n_dilemmas} "
+                              "(accepted: an integer >= 1)")
+    integer("--n-pairs", cfg.n_pairs, 1)
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED - cfg.n_seeds:
+        raise SteerbenchError(f"--seed {cfg.seed!r} is out of range; accepted: an integer in [0, {MAX_SEED - cfg.n_seeds}]")
+    positive("--kl-budget", cfg.kl_budget)
+    for b in cfg.kl_budgets:
+        positive("--kl-budgets", b)
+    if cfg.kl_budgets and cfg.strength == "raw":
+        raise SteerbenchError(f"--kl-budgets {','.join(f'{b:g}' for b in cfg.kl_budgets)} needs --strength matched "
+                              "(a raw-strength run has no KL budget)")
+    between("--min-pmass", cfg.min_pmass, 0.0, 1.0)
+    one_of("--strength", cfg.strength, ("raw", "matched"))
+    one_of("--split", cfg.split, SPLITS)
+    parse_dtype(cfg.dtype)  # unknown dtype: the same one line the model loader gives
+    if not cfg.methods:
+        raise SteerbenchError("no methods given; give --methods with a comma list of registry names")
+    check_run_name(cfg.run_name)
+    check_cache_layout(Path(cfg.results_dir) / model_slug(cfg.model) / "cache")
+    if cfg.suffix_file:
+        load_suffixes(cfg.suffix_file, cfg.seed)  # a missing or malformed suffix file fails here, not after the model
+
+
+# --------------------------------------------------------------------- after the model loads
+def check_method_layers(options: dict[str, Any], loaded: "LoadedModel") -> None:
+    """Every method's ``layers`` and ``modules`` against the loaded model, before any fit. (InnerPiSSA's
+    ``measure_layer`` is clamped to the model by the method itself, so any index is accepted.)"""
+    from bench.model.layers import find_linear_targets, resolve_layers
+
+    n = loaded.n_layers
+    for method, opts in options.items():
+        values = dataclasses.asdict(opts) if dataclasses.is_dataclass(opts) else {}
+        layers = None
+        if isinstance(values.get("layers"), str) and values["layers"] != "all":
+            try:
+                layers = resolve_layers(values["layers"], n)
+            except SteerbenchError as exc:
+                raise SteerbenchError(f"--{method}.layers: {exc}") from None
+        modules = values.get("modules")
+        if isinstance(modules, str) and modules != "all":
+            names = names_list(f"--{method}.modules", modules)
+            try:
+                find_linear_targets(loaded.model, names, layers if layers is not None else list(range(n)))
+            except SteerbenchError as exc:
+                raise SteerbenchError(f"--{method}.modules: {exc}") from None
+
+
+# ------------------------------------------------------------------------- finished run folders
+RUN_FILES = ("rows.parquet", "dilemmas.parquet", "status.json")
+
+
+def check_run_folder(run_dir: str | Path) -> Path:
+    """A finished run folder whose files all load: else one line naming the folder or file."""
+    import json
+
+    import pandas as pd
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise SteerbenchError(f"run folder {str(run)!r} does not exist (or is not a folder)")
+    for name in RUN_FILES:
+        path = run / name
+        if not path.is_file():
+            raise SteerbenchError(f"{str(run)!r} is not a finished run folder (no {name}); rerun the run to write it")
+        try:
+            if name.endswith(".parquet"):
+                pd.read_parquet(path)
+            else:
+                json.loads(path.read_text())
+        except Exception as exc:  # truncated or foreign file: ArrowInvalid, OSError, JSONDecodeError ...
+            first = str(exc).splitlines()[0][:120] if str(exc) else ""
+            raise SteerbenchError(f"{str(path)!r} could not be read ({type(exc).__name__}: {first}); "
+                                  "rerun the run to rewrite it") from None
+    return run

@@ -1,0 +1,1 @@
+"""Benchmarks of the harness itself: ``make perf``, ``make precision`` and ``make projection``."""
