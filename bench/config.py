@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.errors import SteerbenchError
 from bench.evaluation.dilemmas import DEFAULT_TARGET
 from bench.evaluation.split import SPLITS
-from bench.model.loading import EMBEDDED_ALIAS
+from bench.model.loading import EMBEDDED_ALIAS, model_slug
 
 DEFAULT_N_DILEMMAS = None  # every dilemma that carries the target value (596 for Virtue/Truthfulness)
 
@@ -47,6 +49,8 @@ class RunConfig:
                                    "else the hub)")
     suffix_file: str | None = setting(None, "repeng-format JSON list of statement suffixes")
     results_dir: str = setting("results", "where runs and the cache are written")
+    cache_dir: str | None = setting(None, "where fits and evaluations are cached (default: $STEERBENCH_CACHE_DIR, else "
+                                    "<results-dir>/<model>/cache); a folder outside the checkout survives a fresh clone")
     run_name: str | None = setting(None, "run folder name (default: a hash of the config)")
     seed: int = setting(0, "seed of the subset, pairs and first training seed")
     n_seeds: int = setting(1, "refit the seeded (trained) methods with this many training seeds (seed, seed+1, ...); "
@@ -85,15 +89,23 @@ class RunConfig:
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.n_seeds)]
 
+    def cache_path(self) -> Path:
+        """The model's cache folder: --cache-dir or $STEERBENCH_CACHE_DIR (then one folder per model), else the
+        results folder's <model>/cache."""
+        root = self.cache_dir or os.environ.get("STEERBENCH_CACHE_DIR")
+        return Path(root) / model_slug(self.model) if root else Path(self.results_dir) / model_slug(self.model) / "cache"
+
     @property
     def budgets(self) -> list[float]:
         """Every KL budget the run evaluates (the main one included), ascending; none at raw strength."""
         return [] if self.strength == "raw" else sorted({*self.kl_budgets, self.kl_budget})
 
     def identity(self) -> dict:
-        """What determines the results (not where they are written)."""
+        """What determines the results (not where they are written): everything a cache key uses, batch size,
+        device and prefix cache included (they change bf16 numerics), so two runs that could differ never
+        share a ``run-<hash>`` folder; layer replay is bit-identical and stays out."""
         d = dataclasses.asdict(self)
-        for k in ("results_dir", "run_name", "batch_size", "device", "prefix_cache", "layer_replay", "tables"):
+        for k in ("results_dir", "cache_dir", "run_name", "layer_replay", "tables"):
             d.pop(k)
         if not d["kl_budgets"]:
             d.pop("kl_budgets")  # a single-budget run keeps the name it had before frontiers existed

@@ -54,7 +54,8 @@ def pair_continuations(
     chosen = sorted(random.Random(seed).sample(range(len(pairs)), n))
     subset = [pairs[i] for i in chosen]
     # Batch size is in the key: left padding changes the numerics, so greedy decoding may pick other tokens.
-    key = cache_key({"model": loaded.fingerprint, "dtype": str(loaded.dtype), "max_new_tokens": max_new_tokens,
+    key = cache_key({"model": loaded.fingerprint, "dtype": str(loaded.dtype), "device": loaded.device.type,
+                     "max_new_tokens": max_new_tokens,
                      "pairs": [(p.positive, p.negative) for p in subset], "batch_size": batch_size})
     path = cache_dir / f"continuations-{key}.json"
     with file_lock(cache_dir / f".continuations-{key}.lock"):  # concurrent runs generate once

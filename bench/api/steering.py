@@ -66,6 +66,12 @@ class Steering(ABC):
         leaves this at None is always correct, only slower."""
         return None
 
+    def trained_orientation(self) -> int | None:
+        """What the fit's own training record says about its orientation: +1 when its training made +c the
+        honest end, -1 when -c, None when it keeps no such record. Recorded beside the sign calibration,
+        never used to set the sign (the calibration alone decides)."""
+        return None
+
     def system_prompt(self, coeff: float, base: str | None) -> str | None:
         """The system message to use at ``coeff``; identical to ``base`` unless the method prompts."""
         return base

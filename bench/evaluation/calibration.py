@@ -7,7 +7,9 @@ persona (cached), then the steered model, given the persona-free prompt, scores 
 ``log p(honest continuation) - log p(dishonest one)`` per token at ``+m`` and ``-m``, ``m`` the
 evaluated magnitude (c* at matched strength, the sweep's end at raw). A paired t-test over the pairs
 decides: when ``-m`` is significantly more honest the sign is flipped; when the test is not significant
-the sign is *undetermined*, kept at +1, and the tables say so. At |c| = 1 the gaps of weak methods are
+the sign is *undetermined*, kept at +1, and the tables say so. Every training pair's continuations are
+used, and the result records the test's power: the smallest mean difference it would detect (80% power,
+two-sided alpha 0.05, at the observed spread). At |c| = 1 the gaps of weak methods are
 noise, and a sign picked from noise at one magnitude says nothing about another.
 """
 
@@ -57,6 +59,10 @@ def calibrate_sign(loaded: LoadedModel, steering: Steering, cont: Continuations,
     else:  # identical preferences at both signs: nothing to decide
         t, p = 0.0, 1.0
     determined = p < alpha
+    n = len(diff)
+    spread = float(np.std(diff, ddof=1)) if n > 1 else float("nan")
+    # the mean difference this test finds 4 times in 5 at this spread (a normal approximation of the t-test)
+    detectable = (float(sps.t.ppf(1 - alpha / 2, n - 1) + sps.t.ppf(0.8, n - 1)) * spread / np.sqrt(n)) if n > 2 else float("nan")
     sign = -1 if determined and diff.mean() < 0 else 1
     if sign < 0:
         log.info("sign calibration at |c|=%.4g: -c makes honest continuations likelier (p=%.2g) -> flipping the sign",
@@ -65,4 +71,5 @@ def calibrate_sign(loaded: LoadedModel, steering: Steering, cont: Continuations,
         log.info("sign calibration at |c|=%.4g: no significant difference between +c and -c (p=%.2g): "
                  "sign undetermined, kept at +1", magnitude, p)
     return {"sign": sign, "determined": determined, "p": p, "t": t, "magnitude": magnitude,
-            "pref_plus": float(plus.mean()), "pref_minus": float(minus.mean()), "n_pairs": len(diff)}
+            "pref_plus": float(plus.mean()), "pref_minus": float(minus.mean()), "n_pairs": n,
+            "mean_difference": float(diff.mean()), "min_detectable": detectable}

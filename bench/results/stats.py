@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from bench.evaluation.coefficients import endpoints  # noqa: F401  (re-exported: the tables import it from here)
+
 MIN_PMASS = 0.5
 MIN_RETENTION = 0.8  # the worse end must keep this share of the dilemmas valid at c=0 ...
 MIN_COMMON = 30  # ... and this many common dilemmas, or the method is out of the evaluator's range
@@ -87,13 +89,6 @@ def common_only(scores: pd.DataFrame) -> pd.DataFrame:
     combos = scores[["method", "seed", "coeff"]].drop_duplicates().groupby("method").size()
     have = scores.groupby(["method", "value", "dilemma_idx"])["score"].transform("size")
     return scores[have.to_numpy() == scores["method"].map(combos).to_numpy()]
-
-
-def endpoints(coeffs: list[float]) -> tuple[float, float]:
-    """The coefficients Effect compares: +1 and -1 when present, else the extremes."""
-    hi = 1.0 if 1.0 in coeffs else max(coeffs)
-    lo = -1.0 if -1.0 in coeffs else min(coeffs)
-    return lo, hi
 
 
 def normalized_gain(effect: float, monotonicity: float, dnll: float) -> float:

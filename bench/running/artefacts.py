@@ -20,7 +20,7 @@ from bench.api.pairs import HonestyPair
 from bench.api.steering import FitContext, Steering, SteeringMethod
 from bench.distributed import single_process_env
 from bench.model.loading import LoadedModel
-from bench.running.code_hash import method_code_hash
+from bench.running.code_hash import method_code_hash, score_code_hash
 from bench.running.provenance import peak_rss_mb
 from bench.store import atomic_dir, atomic_write_json, cache_key, file_lock, load_artefact
 from bench.timing import StageClock
@@ -85,8 +85,9 @@ class ArtefactStore:
             options = dataclasses.replace(options, **overrides)
         # The batch size changes the numerics of fits (padding), so it is in the key; CACHE_VERSION via
         # cache_key. Sign calibration is not part of a fit: it is cached per evaluated magnitude (``beside``).
+        # The device type too: a default may depend on it (AntiPaSTO's epochs) and so do the kernels.
         config = {"method": name, "options": dataclasses.asdict(options), **self.model_key, "pairs": self.pairs_hash,
-                  "seed": seed, "batch_size": self.batch_size}
+                  "seed": seed, "batch_size": self.batch_size, "device": self.loaded.device.type}
         # The plugin's own source is in the key too: an edited plugin refits by itself (bench.running.code_hash).
         # config_key, the key without it, finds the same fit made from other source (for the log line).
         code = method_code_hash(cls)
@@ -131,7 +132,9 @@ class ArtefactStore:
     def beside(self, fitted: Fitted, filename: str, stage: str, compute: Callable[[], dict]) -> dict:
         """A JSON result cached next to a fitted artefact: read it, or compute and write it, under the
         artefact's lock, timing the computation as ``stage``."""
-        path = fitted.folder / filename
+        # the scoring code's hash in the name: an edit to the evaluator, the c* search or the calibration recomputes
+        stem, dot, suffix = filename.rpartition(".")
+        path = fitted.folder / f"{stem}-code{score_code_hash(8)}{dot}{suffix}"
         with file_lock(self._lock(fitted.folder)):
             if path.is_file():
                 return json.loads(path.read_text())

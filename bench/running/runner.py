@@ -38,6 +38,7 @@ from bench.model.chat import DEFAULT_SYSTEM
 from bench.model.loading import LoadedModel, load_model, model_slug
 from bench.results import report
 from bench.running.artefacts import ArtefactStore, Fitted
+from bench.running.code_hash import score_code_hash
 from bench.running.cost import MethodPlan, estimate
 from bench.running.provenance import environment, peak_rss_mb
 from bench.running.sweep import StatusBook, Sweep
@@ -66,7 +67,7 @@ class Runner:
             log.warning("options given for %s, which is not in --methods: ignored", name)
         self.model_dir = Path(cfg.results_dir) / model_slug(cfg.model)
         check_writable(self.model_dir)
-        self.cache = self.model_dir / "cache"
+        self.cache = cfg.cache_path()
         self.run_dir = self.model_dir / (cfg.run_name or f"run-{stable_hash(cfg.identity(), 8)}")
         self.shard = ProcessShard.from_env()
         self.forward_passes = 0
@@ -111,11 +112,13 @@ class Runner:
             self.pairs = make_pairs(self.loaded.tokenizer, cfg.n_pairs, cfg.seed, cfg.suffix_file)
         pairs_hash = stable_hash([(p.positive, p.negative) for p in self.pairs])
         model_key = {"model": self.loaded.fingerprint, "dtype": str(self.loaded.dtype)}
+        # every scored number's key also names the scoring code and the device (bench.running.code_hash)
+        score_key = {**model_key, "device": self.loaded.device.type, "score_code": score_code_hash()}
         continuations = lambda *a, **k: self.continuations(*a, **k)  # noqa: E731 (late-bound: tests replace it)
         self.artefacts = ArtefactStore(self.cache, self.loaded, self.pairs, model_key, pairs_hash, cfg.batch_size,
                                        cfg.seed, get_method_class, self.options, self.clock, continuations, self.work)
         self.evaluations = EvaluationStore(
-            self.cache, self.loaded, self.dilemmas.rows, model_key,
+            self.cache, self.loaded, self.dilemmas.rows, score_key,
             nll_texts_hash=stable_hash(load_heldout(EVALUATION), 8),  # dNLL is measured on the evaluation half
             batch_size=cfg.batch_size, prefix_cache=cfg.prefix_cache, base_system=self.base_system,
             shard=self.shard, clock=self.clock, work=self.work, on_forward=self._count_forward)
@@ -124,9 +127,9 @@ class Runner:
                            base_system=self.base_system)  # c* is searched on the calibration half
         from bench.evaluation.control import ControlBook
 
-        self.sweep.control = ControlBook(self.loaded, self.cache, model_key, cfg.batch_size, self.base_system,
+        self.sweep.control = ControlBook(self.loaded, self.cache, score_key, cfg.batch_size, self.base_system,
                                          self.artefacts, self.clock)
-        self.model_key = model_key
+        self.model_key = score_key  # what the run-time stores (examples) key their numbers by
         self.pairs_hash = pairs_hash
         log.info("%d %s dilemmas (%d rows), %d honesty pairs, coefficients %s", self.dilemmas.rows["dilemma_idx"].nunique(),
                  cfg.split, len(self.dilemmas.rows), len(self.pairs), cfg.coeffs)

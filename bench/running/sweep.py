@@ -12,21 +12,23 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from bench.api.steering import SteeringMethod
-from bench.config import RunConfig
 from bench.evaluation.calibration import calibrate_sign
-from bench.evaluation.evaluations import EvaluationStore
+from bench.evaluation.coefficients import endpoints
 from bench.evaluation.probe import yes_no_probe
-from bench.model.loading import LoadedModel
-from bench.results.stats import endpoints
-from bench.running.artefacts import ArtefactStore, Fitted
 from bench.store import atomic_write_json
-from bench.timing import StageClock
+
+if TYPE_CHECKING:  # types only: the scoring code's hash (bench.running.code_hash) follows runtime imports
+    from bench.api.steering import SteeringMethod
+    from bench.config import RunConfig
+    from bench.evaluation.evaluations import EvaluationStore
+    from bench.model.loading import LoadedModel
+    from bench.running.artefacts import ArtefactStore, Fitted
+    from bench.timing import StageClock
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +148,14 @@ class Sweep:
         else:
             def calibrate() -> dict:
                 log.info("%s: calibrating the sign at |c| = %.4g on the training pairs", name, magnitude)
-                return calibrate_sign(self.loaded, fitted.steering, self.continuations(), self.base_system,
+                return calibrate_sign(self.loaded, fitted.steering, self.continuations(None), self.base_system,
                                       self.cfg.batch_size, magnitude)
 
             result = self.artefacts.beside(fitted, f"sign-m{magnitude:.6g}.json", "sign calibration", calibrate)
+            trained = fitted.steering.trained_orientation()  # what the fit's own training record says
+            result = {**result, "trained_orientation": trained,
+                      "agrees_with_training": None if trained is None or not result["determined"] else
+                      trained == int(result["sign"])}
         self._record_budget(name, fitted, self._main(budget), sign=int(result["sign"]), calibration=result)
         return int(result["sign"])
 

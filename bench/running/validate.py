@@ -48,7 +48,6 @@ def validate_config(cfg: "RunConfig") -> None:
     """Every run option, before anything is loaded, computed, cached or created."""
     from bench.api.pairs import load_suffixes
     from bench.model.dtype_choice import parse_dtype
-    from bench.model.loading import model_slug
 
     def integer(where: str, value: Any, low: int, extra: str = "") -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -76,7 +75,7 @@ def validate_config(cfg: "RunConfig") -> None:
     if not cfg.methods:
         raise SteerbenchError("no methods given; give --methods with a comma list of registry names")
     check_run_name(cfg.run_name)
-    check_cache_layout(Path(cfg.results_dir) / model_slug(cfg.model) / "cache")
+    check_cache_layout(cfg.cache_path())
     if cfg.suffix_file:
         load_suffixes(cfg.suffix_file, cfg.seed)  # a missing or malformed suffix file fails here, not after the model
 

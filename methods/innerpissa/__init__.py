@@ -40,6 +40,14 @@ class InnerPiSSASteering(Steering):
     def first_steered_layer(self) -> int | None:
         return lowest_layer(self.adapters.targets)
 
+    def trained_orientation(self) -> int | None:
+        """From the last epoch's record: AntiPaSTO's ordering margins (the change of log p(cho) - log p(rej)
+        at +1 and -1), InnerPiSSA's separations along the honest direction at +c and -c."""
+        record = self.info.get("ordering_margin") or self.info.get("separation")
+        if not record or record.get("plus") is None or record.get("plus") == record.get("minus"):
+            return None
+        return 1 if record["plus"] > record["minus"] else -1
+
     def save(self, path: Path) -> None:
         self.adapters.save(path, {"info": self.info})
         if self.history:
@@ -138,7 +146,10 @@ class InnerPiSSA(SteeringMethod):
                 "tokens_outside_margin": {end: mean([h[f"outside_{end}"] for h in last_epoch]) if last_epoch else None
                                           for end in ("plus", "minus")},
                 "pair_dnll": {end: mean([h[f"dnll_{end}"] for h in last_epoch]) if last_epoch else None
-                              for end in ("plus", "minus")}}
+                              for end in ("plus", "minus")},
+                # the separation along the honest direction at each end: the fit's own orientation record
+                "separation": {end: mean([h[f"sep_{end}"] for h in last_epoch]) if last_epoch else None
+                               for end in ("plus", "minus")}}
         return InnerPiSSASteering(adapters, info, history)
 
     def load(self, path: Path, ctx: FitContext) -> Steering:

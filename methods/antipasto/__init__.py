@@ -13,11 +13,13 @@ and projected onto a k-dimensional loss subspace:
   above ``0.9 sqrt(H_ref + 0.02)``: ``log(1 + s v)^2 + v``, s = 10 ramped from 0 over the first 20% of steps;
 - ordering: the change of ``log p(cho) - log p(rej)`` must exceed ``tau`` at +1 and stay below ``-tau`` at -1
   (or the mirror image, whichever is closer), weight 30, ramped likewise.
+The loss subspace is the published *centred* PCA of the unit-normalised pair differences (their mean removed;
+``--antipasto.no-centred``: the uncentred basis, whose first component is the shared direction, an ablation),
+and each cosine is weighted by the focus ``f^(1 - s)``, f the share of the change that lies in the subspace,
+s ramped 1 -> 0.25. Every ramp reaches full weight at 20% of the optimiser steps (``LossSchedule``).
 Simplifications, stated: the adapter keeps the top-r singular directions by S (published: by how strongly
-the pairs use them); the loss subspace is an uncentred PCA of the unit-normalised pair differences (so the
-shared direction is its first component; published: intersected with further subspaces); the pairs are
-the benchmark's shared honesty pairs (every method trains on the same ones; published: ~650 of its own);
-epochs default to 3 on a CPU (30 on a GPU), with early stopping on the 15% validation split either way.
+the pairs use them); the subspace is not intersected with further ones; the pairs are the benchmark's
+shared honesty pairs (published: ~650 of its own); on a CPU the default is fewer steps (docs/methods.md).
 The sign is calibrated on the training pairs like every other method's, never on DailyDilemmas.
 """
 
@@ -31,56 +33,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from bench.api.steering import FitContext, Steering, SteeringMethod, option
 from bench.errors import SteerbenchError, at_least, names_list, one_of, positive
 from bench.model.layers import find_linear_targets
 from bench.model.padding import encode, left_padded_batches, model_device
+from methods.antipasto.loss import (
+    MAX_ANGLE,
+    LossSchedule,
+    fisher_scale,
+    focus,
+    loss_subspace,
+    ordering_loss,
+    ramp,
+    separation_loss,
+    tv_barrier,
+)
 from methods.innerpissa import InnerPiSSASteering, load_adapter_steering
 from methods.innerpissa.layer import AdapterShape
 from methods.innerpissa.model import InnerPiSSAAdapters
 
 log = logging.getLogger(__name__)
-MAX_ANGLE = 2 * math.tan(math.pi / 8)  # soft clamp of the skew generator: rotation angle <= pi/4
-
-
-def ramp(step: int, total: int, fraction: float = 0.2) -> float:
-    """0 at the first step, rising linearly to 1 at ``fraction`` of the steps."""
-    return min(1.0, step / max(1.0, fraction * total))
-
-
-def fisher_scale(d_ref: torch.Tensor) -> torch.Tensor:
-    """Per-dimension batch std of the reference differences, floored at max(0.1 x median, 0.05); no grad."""
-    std = d_ref.detach().std(0, unbiased=False)
-    return std.clamp(min=max(0.1 * float(std.median()), 0.05))
-
-
-def separation_loss(delta_plus: torch.Tensor, delta_minus: torch.Tensor, d_ref: torch.Tensor, form: str) -> torch.Tensor:
-    """Per pair. antiparallel: ``u + relu(u)^2``, u = 30 cos+ cos-; linear: ``(cos- - cos+) / 2``."""
-    c_plus, c_minus = F.cosine_similarity(delta_plus, d_ref, dim=-1), F.cosine_similarity(delta_minus, d_ref, dim=-1)
-    if form == "linear":
-        return (c_minus - c_plus) / 2
-    u = 30 * c_plus * c_minus
-    return u + F.relu(u) ** 2
-
-
-def tv_barrier(logits_ref: torch.Tensor, logits: torch.Tensor, s: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(penalty per token, violation per token) of the total variation from the reference distribution."""
-    p_ref = torch.softmax(logits_ref.float(), -1)
-    p = torch.softmax(logits.float(), -1)
-    tv = 0.5 * (p_ref - p).abs().sum(-1)
-    entropy = -(p_ref * torch.log(p_ref.clamp_min(1e-12))).sum(-1)
-    v = F.relu(tv - 0.9 * torch.sqrt(entropy + 0.02))
-    return torch.log1p(s * v) ** 2 + v, v
-
-
-def ordering_loss(delta_plus: torch.Tensor, delta_minus: torch.Tensor, tau: float) -> torch.Tensor:
-    """30 x the smaller of the forward (+1 above tau, -1 below -tau) and backward mean hinge violations."""
-    forward = (F.relu(delta_minus + tau) + F.relu(tau - delta_plus)).mean()
-    backward = (F.relu(delta_plus + tau) + F.relu(tau - delta_minus)).mean()
-    return 30 * torch.minimum(forward, backward)
+__all__ = ["AntiPaSTO", "LossSchedule", "MAX_ANGLE", "fisher_scale", "focus", "loss_subspace", "ordering_loss", "ramp",
+           "separation_loss", "tv_barrier"]
 
 
 @dataclass
@@ -101,10 +77,11 @@ def _batches(ctx: FitContext, pairs, size: int, order: list[int]):
         yield Batch(inputs, tokens)
 
 
-def _pass(model, batch: Batch, layer: int, basis: torch.Tensor):
-    """(loss-subspace states [seqs, k], logits at the last tokens+1 positions, log p of the suffix tokens)."""
+def _pass(model, batch: Batch, layer: int):
+    """(hidden states after ``layer``, mean of the last 3 tokens [seqs, d], logits at the last tokens+1
+    positions, mean log p of the suffix tokens)."""
     out = model(**batch.inputs, output_hidden_states=True, use_cache=False, logits_to_keep=batch.tokens + 1)
-    states = out.hidden_states[layer + 1][:, -3:].float().mean(1) @ basis
+    states = out.hidden_states[layer + 1][:, -3:].float().mean(1)
     logits = out.logits.float()
     target = batch.inputs["input_ids"][:, -batch.tokens:]
     logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, target.unsqueeze(-1)).squeeze(-1).mean(-1)
@@ -132,6 +109,8 @@ class AntiPaSTO(SteeringMethod):
         tv: bool = option(True, "the per-token TV coherence barrier (--antipasto.no-tv: off)")
         mono: bool = option(True, "the ordering constraint (--antipasto.no-mono: off)")
         fisher: bool = option(True, "divide the loss subspace by the batch std of d_ref (--antipasto.no-fisher: off)")
+        centred: bool = option(True, "centred PCA loss subspace, as published (--antipasto.no-centred: uncentred)")
+        focus: bool = option(True, "weight each cosine by focus^(1-s), the change's share in the subspace (no-focus: off)")
 
         def validate(self) -> None:
             n = "--antipasto."
@@ -162,44 +141,48 @@ class AntiPaSTO(SteeringMethod):
         epochs = o.epochs or (30 if loaded.device.type == "cuda" else 3)
         torch.manual_seed(ctx.seed)
         with adapters.attached(loaded.model):
-            basis = self._subspace(ctx, loss_layer, train)
+            basis, share = self._subspace(ctx, loss_layer, train)
             info = self._train(ctx, adapters, basis, loss_layer, train, val, epochs)
         info.update(targets=targets, loss_layer=loss_layer, n_adapted=len(targets), rank=o.rank,
-                    pairs={"train": len(train), "validation": len(val)})
+                    pairs={"train": len(train), "validation": len(val)}, basis_first_share=share,
+                    basis="centred" if o.centred else "uncentred")
         return InnerPiSSASteering(adapters, info, info.pop("history"))
 
-    def _subspace(self, ctx: FitContext, layer: int, train: list[int]) -> torch.Tensor:
-        """Top singular directions of the unit-normalised reference differences (d x k)."""
-        model, diffs = ctx.loaded.model, []
-        eye = torch.eye(model.config.hidden_size, device=model_device(model))
+    def _subspace(self, ctx: FitContext, layer: int, train: list[int]) -> tuple[torch.Tensor, float]:
+        """The loss subspace of the training pairs' reference differences (``loss_subspace``)."""
+        diffs = []
         with torch.no_grad():
             for batch in _batches(ctx, ctx.pairs, self.options.batch_pairs, train):
-                states, _, _ = _pass(model, batch, layer, eye)
-                diffs.append(F.normalize(states[0::2] - states[1::2], dim=-1))
-        _, _, vh = torch.linalg.svd(torch.cat(diffs), full_matrices=False)
-        return vh[: self.options.subspace].T.contiguous()
+                states, _, _ = _pass(ctx.loaded.model, batch, layer)
+                diffs.append(states[0::2] - states[1::2])
+        return loss_subspace(torch.cat(diffs), self.options.subspace, self.options.centred)
 
-    def _losses(self, model, adapters, batch: Batch, layer: int, basis, progress: float) -> dict:
+    def _losses(self, model, adapters, batch: Batch, layer: int, basis, when: LossSchedule) -> dict:
         o = self.options
         with torch.no_grad(), adapters.coefficient(0.0):
-            s0, logits0, lp0 = _pass(model, batch, layer, basis)
-        d_ref = s0[0::2] - s0[1::2]
+            h0, logits0, lp0 = _pass(model, batch, layer)
+        full_ref = h0[0::2] - h0[1::2]
+        d_ref = full_ref @ basis
         scale = fisher_scale(d_ref) if o.fisher else torch.ones_like(d_ref[0])
         p0 = torch.softmax(logits0, -1)
         tau = 0.5 * math.sqrt(float(-(p0 * torch.log(p0.clamp_min(1e-12))).sum(-1).mean())) + 0.04
-        ends, terms = {}, {}
+        ends, terms = {}, {"warm": when.warm, "focus_s": when.focus_s}
         for alpha, tag, rows in ((1.0, "plus", slice(0, None, 2)), (-1.0, "minus", slice(1, None, 2))):
             with adapters.coefficient(alpha):
-                s, logits, lp = _pass(model, batch, layer, basis)
-            delta = ((s[0::2] - s[1::2]) - d_ref) / scale
+                h, logits, lp = _pass(model, batch, layer)
+            change = (h[0::2] - h[1::2]) - full_ref  # the pair difference's change, full hidden width
+            share = focus(change, basis)
+            weight = share ** (1 - when.focus_s) if o.focus else torch.ones_like(share)
             margin = (lp[0::2] - lp[1::2]) - (lp0[0::2] - lp0[1::2])
-            penalty, violation = tv_barrier(logits0[rows], logits[rows], 10.0 * ramp(progress, 1.0))
-            ends[tag] = (delta, margin)
+            penalty, violation = tv_barrier(logits0[rows], logits[rows], 10.0 * when.warm)
+            ends[tag] = ((change @ basis) / scale, margin, weight)
             terms[f"coh_{tag}"] = penalty.mean() if o.tv else penalty.new_zeros(())
             terms[f"outside_{tag}"] = float((violation > 0).float().mean())
-        (dp, mp), (dm, mm) = ends["plus"], ends["minus"]
-        proj = separation_loss(dp, dm, d_ref / scale, o.separation).mean() if o.separation != "none" else dp.new_zeros(())
-        mono = ordering_loss(mp, mm, tau) * ramp(progress, 1.0) if o.mono else dp.new_zeros(())
+            terms[f"focus_{tag}"] = float(share.detach().mean())
+        (dp, mp, wp), (dm, mm, wm) = ends["plus"], ends["minus"]
+        proj = (separation_loss(dp, dm, d_ref / scale, o.separation, wp, wm).mean() if o.separation != "none"
+                else dp.new_zeros(()))
+        mono = ordering_loss(mp, mm, tau) * when.warm if o.mono else dp.new_zeros(())
         terms.update(proj=proj, mono=mono, margin_plus=float(mp.detach().mean()), margin_minus=float(mm.detach().mean()))
         terms["loss"] = proj + terms["coh_plus"] + terms["coh_minus"] + mono
         return terms
@@ -217,7 +200,7 @@ class AntiPaSTO(SteeringMethod):
         for epoch in range(epochs):
             rng.shuffle(train)
             for batch in _batches(ctx, ctx.pairs, o.batch_pairs, train):
-                terms = self._losses(model, adapters, batch, layer, basis, step / total)
+                terms = self._losses(model, adapters, batch, layer, basis, LossSchedule(step, total))
                 opt.zero_grad()
                 terms["loss"].backward()
                 torch.nn.utils.clip_grad_norm_(adapters.trainable(), 1.0)
@@ -228,7 +211,7 @@ class AntiPaSTO(SteeringMethod):
                 bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
                 bar.update()
             with torch.no_grad():
-                val_loss = sum(float(self._losses(model, adapters, b, layer, basis, 1.0)["loss"])
+                val_loss = sum(float(self._losses(model, adapters, b, layer, basis, LossSchedule(total, total))["loss"])
                                for b in _batches(ctx, ctx.pairs, o.batch_pairs, val))
             history[-1]["val_loss"] = val_loss
             if val_loss < best:
@@ -247,6 +230,8 @@ class AntiPaSTO(SteeringMethod):
                 "early_stopped_after_epoch": stopped, "best_val_loss": best, "final_terms": final,
                 "tokens_outside_margin": {e: sum(h[f"outside_{e}"] for h in last) / len(last) for e in ("plus", "minus")},
                 "ordering_margin": {e: sum(h[f"margin_{e}"] for h in last) / len(last) for e in ("plus", "minus")},
+                "focus_final": {e: sum(h[f"focus_{e}"] for h in last) / len(last) for e in ("plus", "minus")},
+                "steps_run": step, "steps_planned": total,
                 "history": history}
 
     def load(self, path: Path, ctx: FitContext) -> Steering:
