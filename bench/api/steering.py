@@ -12,12 +12,14 @@ import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, ContextManager, Iterator
-
-from transformers import PreTrainedModel
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, ContextManager, Iterator
 
 from bench.api.pairs import HonestyPair
-from bench.model.loading import LoadedModel
+
+if TYPE_CHECKING:  # types only (a plugin's code hash follows runtime imports: bench.running.code_hash)
+    from transformers import PreTrainedModel
+
+    from bench.model.loading import LoadedModel
 
 
 @dataclass
@@ -110,6 +112,11 @@ class SteeringMethod(ABC):
 
     def __init__(self, options: "SteeringMethod.Options | None" = None):
         self.options = options if options is not None else self.Options()
+
+    def resolved(self, loaded: "LoadedModel") -> "SteeringMethod.Options":
+        """The options with every machine-dependent default made explicit (AntiPaSTO's epochs depend on the
+        device): the harness hashes these, so a fit on a GPU and one on a CPU never share a cache key."""
+        return self.options
 
     @abstractmethod
     def fit(self, ctx: FitContext) -> Steering: ...

@@ -83,6 +83,7 @@ class ArtefactStore:
         options = self.options.get(name) or cls.Options()
         if overrides:
             options = dataclasses.replace(options, **overrides)
+        options = cls(options).resolved(self.loaded)  # machine-dependent defaults made explicit before hashing
         # The batch size changes the numerics of fits (padding), so it is in the key; CACHE_VERSION via
         # cache_key. Sign calibration is not part of a fit: it is cached per evaluated magnitude (``beside``).
         # The device type too: a default may depend on it (AntiPaSTO's epochs) and so do the kernels.

@@ -26,6 +26,7 @@ The sign is calibrated on the training pairs like every other method's, never on
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import random
@@ -125,8 +126,13 @@ class AntiPaSTO(SteeringMethod):
             if not 0 < self.val_fraction < 0.5:
                 raise SteerbenchError(f"{n}val-fraction {self.val_fraction} is not accepted; accepted: 0 < x < 0.5")
 
+    def resolved(self, loaded) -> "AntiPaSTO.Options":
+        """epochs 0 made explicit: the published 30 on a GPU, 3 on a CPU."""
+        epochs = self.options.epochs or (30 if loaded.device.type == "cuda" else 3)
+        return dataclasses.replace(self.options, epochs=epochs)
+
     def fit(self, ctx: FitContext) -> Steering:
-        o, loaded = self.options, ctx.loaded
+        o, loaded = self.resolved(ctx.loaded), ctx.loaded
         n = loaded.n_layers
         loss_layer = min(n - 1, max(1, int(o.loss_layer * n)))
         layers = list(range(min(int(o.first_layer * n), loss_layer - 1), loss_layer))
@@ -138,7 +144,7 @@ class AntiPaSTO(SteeringMethod):
         random.Random(ctx.seed).shuffle(order)
         n_val = max(1, round(o.val_fraction * len(order)))
         val, train = order[:n_val], order[n_val:]
-        epochs = o.epochs or (30 if loaded.device.type == "cuda" else 3)
+        epochs = o.epochs
         torch.manual_seed(ctx.seed)
         with adapters.attached(loaded.model):
             basis, share = self._subspace(ctx, loss_layer, train)
