@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import sys
 import typing
 from pathlib import Path
@@ -31,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                                        "dev dilemmas only, pick each method's by the grid's fixed rule")
     add_run_arguments(tune)
     tune.add_argument("--grid", default=None, help="tuning grid file (default: data/tuning_grid.json)")
+    tune.add_argument("--tuned-name", default="", help="write data/tuned/<model>.<NAME>.json and "
+                      "results/<model>/tuning-<NAME>/ (make tune: candidate) instead of the files make bench reads")
     sub.add_parser("list", help="list registered methods and their options")
     tab = sub.add_parser("tables", help="rebuild every table and plot of finished runs (no model loaded)")
     tab.add_argument("run_dirs", nargs="+")
@@ -167,17 +170,27 @@ def _run(cfg: RunConfig) -> int:
 
 
 def _tune(args: argparse.Namespace, extra: list[str]) -> int:
-    from bench.running.tuning import GRID_FILE, load_grid, tune
+    from bench.running.tuning import GRID_FILE, load_grid, outputs, tune
+    from bench.running.validate import check_tune_overwrite
 
     grid = load_grid(Path(args.grid) if args.grid else GRID_FILE)  # a bad grid: one line, before any work
     cfg = config_from_args(args, extra)
-    table, tuned = tune(cfg, grid)
+    name = args.tuned_name.strip()
+    if name and not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise SteerbenchError(f"--tuned-name {name!r} is not a name part; accepted: letters, digits, '-' and '_'")
+    table_dir, tuned_file = outputs(cfg, name)
+    check_tune_overwrite(table_dir, tuned_file, reads=not name, overwrite=cfg.overwrite)
+    table, tuned = tune(cfg, grid, name)
     chosen = table[table["chosen"]]
     for method in table["method"].unique():
         pick = chosen[chosen["method"] == method]
         print(f"{method:12s} " + (f"chosen: {pick['candidate'].iloc[0]} (dev Effect {pick['effect'].iloc[0]:.3f})"
                                    if len(pick) else "no candidate in range on dev: built-in defaults"))
-    print(f"tuning table in {Path(cfg.results_dir) / 'tuning'}; tuned defaults written to {tuned}")
+    print(f"tuning table in {table_dir}; tuned defaults written to {tuned}")
+    if name:
+        table_home, tuned_home = outputs(cfg)
+        print(f"try them: make bench MODEL={cfg.model} ARGS='--tuned {tuned}'; promote them to the defaults make bench "
+              f"reads: cp {tuned} {tuned_home} && mkdir -p {table_home} && cp {table_dir}/tuning.* {table_home}/")
     return 0
 
 

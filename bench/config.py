@@ -83,6 +83,8 @@ class RunConfig:
                          "--METHOD.OPTION still wins")
     tables: bool = setting(True, "write only the summary at the end, not tables/ and plots/ (make tables RUN=... "
                            "writes them later from the rows)", flag="--no-tables")
+    overwrite: bool = setting(False, "replace a committed run folder (one holding files git tracks) or, for tune, the "
+                              "tuned-defaults file make bench reads; without it such a command refuses before any work")
     method_options: dict[str, dict[str, Any]] = setting(factory=dict, flag="")  # --METHOD.OPTION VALUE, parsed apart
 
     @property
@@ -105,7 +107,7 @@ class RunConfig:
         device and prefix cache included (they change bf16 numerics), so two runs that could differ never
         share a ``run-<hash>`` folder; layer replay is bit-identical and stays out."""
         d = dataclasses.asdict(self)
-        for k in ("results_dir", "cache_dir", "run_name", "layer_replay", "tables"):
+        for k in ("results_dir", "cache_dir", "run_name", "layer_replay", "tables", "overwrite"):
             d.pop(k)
         if not d["kl_budgets"]:
             d.pop("kl_budgets")  # a single-budget run keeps the name it had before frontiers existed

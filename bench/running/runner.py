@@ -43,7 +43,7 @@ from bench.running.cost import MethodPlan, estimate
 from bench.running.provenance import environment, peak_rss_mb
 from bench.running.sweep import StatusBook, Sweep
 from bench.running.tuning import starting_points
-from bench.running.validate import check_method_layers, validate_config
+from bench.running.validate import check_method_layers, check_run_overwrite, validate_config
 from bench.store import atomic_write_frame, atomic_write_json, check_writable, stable_hash, write_status
 from bench.timing import StageClock
 from methods import get_method_class
@@ -69,6 +69,7 @@ class Runner:
         check_writable(self.model_dir)
         self.cache = cfg.cache_path()
         self.run_dir = self.model_dir / (cfg.run_name or f"run-{stable_hash(cfg.identity(), 8)}")
+        check_run_overwrite(self.run_dir, cfg.overwrite)  # a committed run folder is replaced only on --overwrite
         self.shard = ProcessShard.from_env()
         self.forward_passes = 0
         self.work = {"fits": 0, "evaluations": 0, "c0_evaluations": 0}  # computed (not loaded) this run

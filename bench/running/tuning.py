@@ -125,8 +125,18 @@ def _row(cand: Candidate, runner, fitted, rows: pd.DataFrame, kl: dict, position
             st.range_note()}
 
 
-def tune(cfg: RunConfig, grid: Grid) -> tuple[pd.DataFrame, Path]:
-    """Fit and score every candidate on the dev dilemmas; write the table and the tuned-defaults file."""
+def outputs(cfg: RunConfig, name: str = "") -> tuple[Path, Path]:
+    """Where a tune writes its table folder and its tuned-defaults file: ``results/<model>/tuning/`` and
+    ``data/tuned/<model>.json`` (what ``make bench`` reads), or, given a name, ``tuning-<name>/`` and
+    ``<model>.<name>.json`` beside them (a candidate: ``--tuned <file>`` tries it, copying it promotes it)."""
+    slug = model_slug(cfg.model)
+    return (Path(cfg.results_dir) / slug / (f"tuning-{name}" if name else "tuning"),
+            TUNED_DIR / (f"{slug}.{name}.json" if name else f"{slug}.json"))
+
+
+def tune(cfg: RunConfig, grid: Grid, name: str = "") -> tuple[pd.DataFrame, Path]:
+    """Fit and score every candidate on the dev dilemmas; write the table and the tuned-defaults file (under
+    ``name``: see ``outputs``)."""
     from bench.api.steering import NoSteering
     from bench.running.runner import Runner
 
@@ -150,12 +160,12 @@ def tune(cfg: RunConfig, grid: Grid) -> tuple[pd.DataFrame, Path]:
             records.append({**_row(cand, runner, fitted, frame, kl, position), "grid_sha": grid.sha})
         # each finished method is written at once (merged with the methods an earlier tune finished under the
         # same grid), so a tune cut off after hours keeps, and can commit, every method it completed
-        table, tuned = _write(pd.DataFrame(records), grid, cfg, k)
+        table, tuned = _write(pd.DataFrame(records), grid, cfg, k, name)
     return table, tuned
 
 
-def _write(fresh: pd.DataFrame, grid: Grid, cfg: RunConfig, k: int) -> tuple[pd.DataFrame, Path]:
-    out = Path(cfg.results_dir) / model_slug(cfg.model) / "tuning"
+def _write(fresh: pd.DataFrame, grid: Grid, cfg: RunConfig, k: int, name: str = "") -> tuple[pd.DataFrame, Path]:
+    out = outputs(cfg, name)[0]
     earlier = out / "tuning.csv"
     if earlier.is_file():
         old = pd.read_csv(earlier)
@@ -168,10 +178,10 @@ def _write(fresh: pd.DataFrame, grid: Grid, cfg: RunConfig, k: int) -> tuple[pd.
     table = select(fresh, grid.dnll_bound)
     atomic_write_frame(earlier, table)
     atomic_write_text(out / "tuning.md", render(table, grid, cfg, k))
-    return table, write_tuned(table, grid, cfg)
+    return table, write_tuned(table, grid, cfg, name)
 
 
-def write_tuned(table: pd.DataFrame, grid: Grid, cfg: RunConfig) -> Path:
+def write_tuned(table: pd.DataFrame, grid: Grid, cfg: RunConfig, name: str = "") -> Path:
     chosen = {}
     for method in table["method"].unique():
         pick = table[(table["method"] == method) & table["chosen"]]
@@ -181,7 +191,7 @@ def write_tuned(table: pd.DataFrame, grid: Grid, cfg: RunConfig) -> Path:
     for method, (leader, option) in grid.followers.items():
         lead = chosen.get(leader, {}).get("options", {})
         chosen[method] = {"candidate": f"follows {leader}", "options": {option: lead[option]} if option in lead else {}}
-    path = TUNED_DIR / f"{model_slug(cfg.model)}.json"
+    path = outputs(cfg, name)[1]
     atomic_write_json(path, {"model": cfg.model, "grid": grid.path.name, "grid_sha": grid.sha, "kl_budget": cfg.kl_budget,
                              "selection": grid.selection, "methods": chosen})
     return path

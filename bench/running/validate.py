@@ -80,6 +80,47 @@ def validate_config(cfg: "RunConfig") -> None:
         load_suffixes(cfg.suffix_file, cfg.seed)  # a missing or malformed suffix file fails here, not after the model
 
 
+# ------------------------------------------------------------------ committed files, never silently replaced
+def tracked_files(path: Path) -> list[str]:
+    """The files at or under ``path`` that git tracks (none outside a git checkout, or without git)."""
+    import subprocess
+
+    anchor = path if path.is_dir() else path.parent
+    if not path.exists() or not anchor.is_dir():
+        return []
+    try:
+        out = subprocess.run(["git", "ls-files", "--", str(path.resolve())], cwd=anchor, capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return out.stdout.split() if out.returncode == 0 else []
+
+
+def check_overwrite(path: Path, overwrite: bool, what: str, remedy: str) -> None:
+    """Refuse, in one line, to write over a committed run folder or tuned file unless ``--overwrite``."""
+    if overwrite:
+        return
+    tracked = tracked_files(path)
+    if tracked:
+        raise SteerbenchError(f"{path} is committed ({what}: {len(tracked)} file(s) tracked by git) and would be "
+                              f"overwritten; {remedy}, or add --overwrite to replace it")
+
+
+def check_run_overwrite(run_dir: Path, overwrite: bool) -> None:
+    check_overwrite(run_dir, overwrite, "a committed run", "give another --run-name")
+
+
+def check_tune_overwrite(table_dir: Path, tuned_file: Path, reads: bool, overwrite: bool) -> None:
+    """A tune replaces neither a committed tuning table nor a committed tuned file, nor (``reads``) the tuned
+    file ``make bench`` reads, committed or not, unless ``--overwrite``."""
+    remedy = "give --tuned-name NAME (make tune: TUNED_NAME=candidate) to write beside it"
+    check_overwrite(table_dir, overwrite, "a committed tuning table", remedy)
+    check_overwrite(tuned_file, overwrite, "committed tuned defaults", remedy)
+    if reads and tuned_file.is_file() and not overwrite:
+        raise SteerbenchError(f"{tuned_file} exists and make bench reads it as its defaults; {remedy}, or add "
+                              "--overwrite to replace it")
+
+
 # --------------------------------------------------------------------- after the model loads
 def check_method_layers(options: dict[str, Any], loaded: "LoadedModel") -> None:
     """Every method's ``layers`` and ``modules`` against the loaded model, before any fit. (InnerPiSSA's
