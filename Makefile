@@ -46,21 +46,46 @@ bench: $(STAMP)
 		$(if $(N_DILEMMAS),--n-dilemmas $(N_DILEMMAS)) --seed $(SEED) --seeds $(SEEDS) \
 		--strength $(STRENGTH) --kl-budget $(KL_BUDGET) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
-# the first thing to run: two methods on 16 dilemmas, a couple of minutes on 2 CPU cores
+# a variable given on the command line or in the environment (not the Makefile's own default)
+given = $(filter command environment,$(origin $(1)))
+
+# the first thing to run: two methods on 16 dilemmas, a couple of minutes on 2 CPU cores (METHODS, N_DILEMMAS,
+# COEFFS, SEED, SEEDS, STRENGTH, KL_BUDGET and ARGS are forwarded; METHODS and N_DILEMMAS replace its own choice)
+SMOKE_METHODS  := prompting,repeng
+SMOKE_DILEMMAS := 16
 smoke: $(STAMP)
-	$(PY) -m bench run --model $(MODEL) --methods prompting,repeng --n-dilemmas 16 --run-name smoke \
-		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+	$(PY) -m bench run --model $(MODEL) --methods $(if $(call given,METHODS),$(METHODS),$(SMOKE_METHODS)) \
+		--n-dilemmas $(or $(N_DILEMMAS),$(SMOKE_DILEMMAS)) --coeffs=$(COEFFS) --seed $(SEED) --seeds $(SEEDS) \
+		--strength $(STRENGTH) --kl-budget $(KL_BUDGET) --run-name smoke $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+	@echo "make smoke: $(or $(N_DILEMMAS),$(SMOKE_DILEMMAS)) dilemmas leave fewer than 30 common ones, so every row reads" \
+		"'OUT OF RANGE (N common K < 30)' by design: the smoke run checks the set-up, not the methods (make bench does)"
 
-# the fair protocol: every method's grid candidates fitted and scored on dev dilemmas; writes data/tuned/<model>.json
+# the fair protocol: every method's grid candidates fitted and scored on dev dilemmas (METHODS, N_DILEMMAS, SEED,
+# KL_BUDGET, ARGS forwarded). It writes a candidate, data/tuned/<model>.$(TUNED_NAME).json and
+# results/<model>/tuning-$(TUNED_NAME)/, and prints how to promote it to data/tuned/<model>.json, which make bench
+# reads (TUNED_NAME= writes there directly; --overwrite is then needed where a tuned file exists).
+# A tune fits each candidate once, at matched strength, +-c*: SEEDS, STRENGTH and COEFFS are refused, not ignored.
+TUNED_NAME ?= candidate
 tune: $(STAMP)
-	$(PY) -m bench tune --model $(MODEL) --methods $(METHODS) --kl-budget $(KL_BUDGET) \
+	$(if $(filter-out 1,$(SEEDS)),$(error make tune: SEEDS=$(SEEDS) is not a tune option (each candidate is fitted once, with SEED)))
+	$(if $(filter-out matched,$(STRENGTH)),$(error make tune: STRENGTH=$(STRENGTH) is not a tune option (candidates are compared at matched strength)))
+	$(if $(call given,COEFFS),$(error make tune: COEFFS is not a tune option (candidates are scored at -c* and +c*)))
+	$(PY) -m bench tune --model $(MODEL) --methods $(METHODS) $(if $(N_DILEMMAS),--n-dilemmas $(N_DILEMMAS)) \
+		--seed $(SEED) --kl-budget $(KL_BUDGET) $(if $(TUNED_NAME),--tuned-name $(TUNED_NAME)) \
 		$(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
-# the effect-cost frontier: every method at each KL budget of the ladder (test dilemmas; tuned defaults when committed)
-KL_BUDGETS ?= 0.01,0.03,0.1,0.3
+# the effect-cost frontier: every method at each KL budget of the ladder (test dilemmas; tuned defaults when
+# committed). METHODS, N_DILEMMAS, COEFFS, SEED, SEEDS, STRENGTH, KL_BUDGET, KL_BUDGETS and ARGS are forwarded.
+# It writes results/<model>/$(FRONTIER_NAME) (default frontier-<date>), never the committed frontier folder.
+KL_BUDGETS    ?= 0.01,0.03,0.1,0.3
+FRONTIER_NAME ?= frontier-$(shell date +%Y-%m-%d)
 frontier: $(STAMP)
-	$(PY) -m bench run --model $(MODEL) --methods $(METHODS) --kl-budget $(KL_BUDGET) --kl-budgets $(KL_BUDGETS) \
-		--run-name frontier $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+	$(PY) -m bench run --model $(MODEL) --methods $(METHODS) $(if $(N_DILEMMAS),--n-dilemmas $(N_DILEMMAS)) \
+		--coeffs=$(COEFFS) --seed $(SEED) --seeds $(SEEDS) --strength $(STRENGTH) --kl-budget $(KL_BUDGET) \
+		--kl-budgets $(KL_BUDGETS) --run-name $(FRONTIER_NAME) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
+	@echo "make frontier: written to results/$(subst /,__,$(MODEL))/$(FRONTIER_NAME); to replace the committed" \
+		"frontier with it: make frontier MODEL=$(MODEL) FRONTIER_NAME=frontier ARGS=--overwrite (the same" \
+		"options; every fit and evaluation then comes from the cache)"
 
 test: $(STAMP)
 	$(PY) -m ruff check bench methods tests
