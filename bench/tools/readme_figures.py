@@ -18,6 +18,9 @@ Tables (``KIND RUN``): ``main`` (the method table), ``frontier`` (Effect per met
 Inline (``KIND RUN ...``): ``effect``/``ci``/``retention``/``cstar``/``f1``/``ncommon``/``capbase``
 ``RUN METHOD [BUDGET]``, ``pair RUN A B`` (Effect(A) - Effect(B) from the pairwise table), ``diff RUN A B BUDGET``
 (the frontier's paired difference), ``verdict RUN A B``, ``wall RUN`` (its wall time), ``seeds RUN``.
+
+Why one module of about 330 lines: every figure kind is a few lines over the same cached readers of a run
+folder, and the marker grammar, the kinds and the check belong together: a reader adding a kind reads one file.
 """
 
 from __future__ import annotations
