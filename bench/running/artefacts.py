@@ -4,6 +4,10 @@
 A fit writes into a temporary folder (``FitContext.log_dir``) that becomes the artefact only when the
 fit and its save succeed. ``beside`` caches small JSON results that belong to one artefact (its c* search,
 its sign at a magnitude, its yes/no probe) next to it, under the same lock.
+
+Every fit and load is watched by the model-integrity guard (``bench.running.integrity``), and the steering
+handed out is a ``GuardedSteering`` whose every ``apply()`` is checked on exit; a steering's first steered
+layer is checked once, when it is fitted or loaded.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from bench.api.steering import FitContext, Steering, SteeringMethod
 from bench.distributed import single_process_env
 from bench.model.loading import LoadedModel
 from bench.running.code_hash import method_code_hash, score_code_hash
+from bench.running.guarded import GuardedSteering
+from bench.running.integrity import check_boundary, watch
 from bench.running.provenance import peak_rss_mb
 from bench.store import atomic_dir, atomic_write_json, cache_key, file_lock, load_artefact
 from bench.timing import StageClock
 
 log = logging.getLogger(__name__)
+BOUNDARY_TEXTS = 2  # prompts of the one batch that checks a steering's first steered layer (integrity)
 
 
 @dataclass
@@ -61,17 +68,24 @@ class ArtefactStore:
         ctx = FitContext(self.loaded, self.pairs, seed, self.batch_size,
                          fit_method=lambda other, **o: self.fit(other, **o).steering, log_dir=None,
                          continuations=self.continuations)
+        model = self.loaded.model
         # Locked: a concurrent run needing the same artefact waits, then loads it instead of refitting.
+        # Every fit and load is watched: the plugin must leave the shared model as it found it (integrity).
         with file_lock(self._lock(folder)):
-            cached = load_artefact(folder, lambda f: method.load(f, ctx))  # unreadable: moved aside, refit
+            with watch(model, name, "load()"):
+                cached = load_artefact(folder, lambda f: method.load(f, ctx))  # unreadable: moved aside, refit
             if cached is not None:
                 meta, steering = cached
                 log.info("%s: reusing fitted artefacts %s", name, folder.name)
             else:
                 self._say_why_refit(name, provenance["config_key"])
-                meta = self._fit_into(folder, name, method, ctx, {"options": opts, **provenance})
+                with watch(model, name, "fit()"):
+                    meta = self._fit_into(folder, name, method, ctx, {"options": opts, **provenance})
                 ctx.log_dir = folder
-                steering = method.load(folder, ctx)
+                with watch(model, name, "load()"):
+                    steering = method.load(folder, ctx)
+        steering = GuardedSteering(steering, name)  # every apply() is checked on exit
+        check_boundary(model, self.loaded.tokenizer, steering, name, [p.positive for p in self.pairs[:BOUNDARY_TEXTS]])
         fitted = Fitted(steering, key, meta, folder)
         self._fitted[key] = fitted
         return fitted
