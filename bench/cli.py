@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"cross-run tables written to {out}")
             return 0
         if args.command == "summary":
-            from bench.results.report import write_summary
+            from bench.results.display import write_summary
 
             check_run_folder(args.run_dir)
             print(write_summary(Path(args.run_dir), args.value))

@@ -6,7 +6,8 @@ import pytest
 from scipy import stats as sps
 
 from bench.evaluation.dilemmas import load_dilemmas, select_subset
-from bench.results.report import main_display, method_table, pairwise_table
+from bench.results.display import main_display
+from bench.results.report import method_table, pairwise_table
 from bench.results.stats import (
     analyse,
     bootstrap_mean_ci,

@@ -5,11 +5,13 @@ One budget is one operating point, and rankings flip between budgets. A frontier
 read from the method's one KL-versus-c curve (``bench.running.sweep``). From its rows alone this module builds:
 
 - ``frontier``: method x budget, Effect [CI], N common, retention, dNLL, c*, KL reached, in or out of range;
-- ``dominance``: each method pair over the budgets where both are in range, paired over dilemmas, p
+- ``dominance``: each method pair over the budgets where both are in range, paired over dilemmas (and,
+  when either method has several training seeds, resampling seeds too: ``report.compare``), p
   Holm-adjusted across that pair's budgets. Verdicts: *dominates* / *dominated* (significantly better /
   worse at every shared budget), *crosses at b* (significantly better at one budget and significantly worse
   at another; b is the first budget whose significant sign differs from the one before it), *undecided*
   (anything else, e.g. better at some budgets and tied at the rest; the per-budget cells say which);
+  *undecided (seed spread; ...)* when the seed-fixed test would have decided but the seed-aware one does not;
 - ``coherence_range``: per method, the largest budget at which it is still in the evaluator's range.
 """
 
@@ -23,8 +25,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.results.report import ALPHA, load_run, run_methods
-from bench.results.stats import MIN_PMASS, MethodStats, analyse, holm, paired_difference
+from bench.results.plots import frontier_plot, save
+from bench.results.render import write_table
+from bench.results.report import ALPHA, compare, load_run, run_methods
+from bench.results.stats import MIN_PMASS, MethodStats, analyse, holm
 
 
 @dataclass
@@ -69,13 +73,18 @@ def dominance(front: Frontier, seed: int = 0) -> pd.DataFrame:
     records = []
     for a, b in itertools.combinations(methods, 2):
         shared = [x for x in front.budgets if (a, x) in ok and (b, x) in ok]
-        diffs = [paired_difference(front.stats[(a, x)].per_dilemma, front.stats[(b, x)].per_dilemma, seed)
-                 for x in shared]
+        diffs = [compare(front.stats[(a, x)], front.stats[(b, x)], seed) for x in shared]
         p_holm = holm([d["p"] for d in diffs]) if diffs else []
         signs = [(1 if d["difference"] > 0 else -1) if ph < ALPHA else 0 for d, ph in zip(diffs, p_holm)]
+        said = verdict(a, b, shared, signs)
+        if any(d.get("seed_aware") for d in diffs):  # what the seed-fixed test would have said, had seeds not varied
+            fixed = holm([d["p_conditional"] for d in diffs])
+            fixed_signs = [(1 if d["difference"] > 0 else -1) if ph < ALPHA else 0 for d, ph in zip(diffs, fixed)]
+            if verdict(a, b, shared, fixed_signs) != said and said.startswith("undecided"):
+                said = f"undecided (seed spread; one draw of each would say: {verdict(a, b, shared, fixed_signs)})"
         cells = {f"KL {x:g}": f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] p_holm {ph:.2g}"
                  for x, d, ph in zip(shared, diffs, p_holm)}
-        records.append({"A": a, "B": b, "verdict": verdict(a, b, shared, signs),
+        records.append({"A": a, "B": b, "verdict": said,
                         "budgets both in range": ", ".join(f"{x:g}" for x in shared) or "none", **cells})
     cols = ["A", "B", "verdict", "budgets both in range"] + [f"KL {x:g}" for x in front.budgets]
     return pd.DataFrame(records).reindex(columns=cols).fillna("") if records else pd.DataFrame(columns=cols)
@@ -134,9 +143,6 @@ def load_frontier_rows(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]
 
 def write_frontier(run_dir: Path, value: str, min_pmass: float, seed: int = 0) -> Frontier | None:
     """The frontier, dominance and coherence-range tables and the frontier plot (a frontier run only)."""
-    from bench.results.plots import frontier_plot, save
-    from bench.results.tables import write_table
-
     rows, dilemmas, status = load_frontier_rows(run_dir)
     if "_frontier" not in status:
         return None
@@ -159,8 +165,6 @@ def write_frontier(run_dir: Path, value: str, min_pmass: float, seed: int = 0) -
 
 def cross_model_frontier(run_dirs: list[Path], columns: dict[Path, str], value: str, out: Path, seed: int = 0) -> None:
     """Across frontier runs (one per model): each model's frontier Effects and dominance verdicts side by side."""
-    from bench.results.tables import write_table
-
     effects, verdicts = [], []
     for run in run_dirs:
         rows, dilemmas, status = load_frontier_rows(run)

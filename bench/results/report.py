@@ -1,10 +1,7 @@
 """A run's tables as data, rebuilt from its stored rows alone (no model): the method table, the
 method-against-method table, the min-pmass sensitivity table, per-value effects and framework means.
-Rendering to files lives in ``bench.results.tables``; plots in ``bench.results.plots``; both read from here.
-
-Why one module of about 320 lines: each table is a few lines over one loaded run (rows, dilemmas, status),
-and they share its loading and labelling; a module per table would repeat that preamble in each.
-"""
+How they are shown lives in ``bench.results.display``; files in ``bench.results.tables``; plots in
+``bench.results.plots``; all read from here."""
 
 from __future__ import annotations
 
@@ -13,22 +10,19 @@ import math
 from pathlib import Path
 
 import pandas as pd
-from tabulate import tabulate
 
 from bench.errors import SteerbenchError
 from bench.evaluation.dilemmas import FRAMEWORKS
 from bench.results.stats import (
-    MIN_COMMON,
     MIN_PMASS,
-    MIN_RETENTION,
     MethodStats,
     analyse,
     common_only,
     endpoints,
     holm,
     paired_difference,
+    paired_difference_seeds,
 )
-from bench.store import atomic_write_frame, atomic_write_text
 
 ALPHA = 0.05
 MIN_DILEMMAS_PER_VALUE = 10  # a value measured on fewer common dilemmas is too noisy to rank or average
@@ -108,8 +102,13 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
                "retention": st.retention, "in_range": st.in_range, "t": st.t, "p": st.p,
                "wilcoxon_p": st.wilcoxon_p, "slope": st.slope, "slope_p": st.slope_p,
                "monotonicity": st.monotonicity, "dnll": st.dnll, "gain": st.gain, "n_seeds": st.n_seeds,
-               "effect_sd": st.effect_sd, "sign": sign_label(info)}
+               "effect_sd": st.effect_sd, "sign": sign_label(info),
+               "effect_by_seed": " / ".join(f"{e:+.3f}" for e in st.effect_by_seed) if st.n_seeds > 1 else "",
+               "sign_stable": st.sign_stable, "p_conditional": st.p_conditional,
+               "wilcoxon_p_conditional": st.wilcoxon_p_conditional}
         notes = [] if st.in_range else [st.range_note()]
+        if st.sign_stable is False:
+            notes.append("sign-unstable: seeds' Effects disagree in sign")
         if info.get("tuning", {}).get("untuned"):
             notes.append("untuned (built-in defaults)")
         if info.get("tuning", {}).get("none_in_range"):
@@ -145,18 +144,26 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
     return table, stats
 
 
+def compare(a: MethodStats, b: MethodStats, seed: int = 0) -> dict:
+    """Effect(A) - Effect(B) on the dilemmas both have, resampling each method's training seeds when either
+    has several (``paired_difference_seeds``), else paired over dilemmas."""
+    if a.per_dilemma_seeds is None or b.per_dilemma_seeds is None:
+        return {**paired_difference(a.per_dilemma, b.per_dilemma, seed), "seed_aware": False}
+    return paired_difference_seeds(a.per_dilemma_seeds, b.per_dilemma_seeds, seed)
+
+
 def pairwise_table(stats: dict[str, MethodStats], seed: int = 0) -> pd.DataFrame:
-    """Every pair of methods with rows: Effect(A) - Effect(B) on the dilemmas valid for both, paired over
-    dilemmas, Holm-adjusted across the pairs. Out-of-range methods are compared too, and flagged."""
+    """Every pair of methods with rows: Effect(A) - Effect(B) on the dilemmas valid for both (``compare``),
+    Holm-adjusted across the pairs. Out-of-range methods are compared too, and flagged."""
     names = list(stats)
     records = []
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            rec = {"a": a, "b": b, **paired_difference(stats[a].per_dilemma, stats[b].per_dilemma, seed)}
+            rec = {"a": a, "b": b, **compare(stats[a], stats[b], seed)}
             rec["in_range"] = stats[a].in_range and stats[b].in_range
             records.append(rec)
     table = pd.DataFrame(records, columns=["a", "b", "n_common", "difference", "ci_low", "ci_high", "t", "p",
-                                           "wilcoxon_p", "in_range"])
+                                           "wilcoxon_p", "in_range", "seed_aware", "p_conditional"])
     table["p_holm"] = holm(table["p"].tolist())
     return table
 
@@ -198,128 +205,3 @@ def framework_table(effects: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
     usable["family"] = usable["value"].str.split("/").str[0]
     table = usable[usable["family"].isin(FRAMEWORKS)].groupby(["method", "family"])["effect"].mean().unstack()
     return table.reindex(index=[m for m in methods if m in table.index], columns=list(FRAMEWORKS)).reset_index()
-
-
-# ----------------------------------------------------------------------------------------- display
-
-def cell(x: object, is_p: bool = False) -> object:
-    """3 decimals; p-values below 0.001 in scientific notation; NaN as an empty cell."""
-    if isinstance(x, float):
-        if math.isnan(x):
-            return ""
-        if is_p and x < 1e-3:
-            return f"{x:.1e}"
-        return f"{x:.3f}".replace("-0.000", "0.000")
-    return x
-
-
-def _interval(est: float, lo: float, hi: float) -> str:
-    if math.isnan(est):
-        return ""
-    return f"{est:.3f} [{lo:.3f}, {hi:.3f}]" if not math.isnan(lo) else f"{est:.3f}"
-
-
-def _pct(x: float) -> str:
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
-
-
-def main_display(table: pd.DataFrame) -> tuple[pd.DataFrame, set[tuple[int, str]]]:
-    """The main table as strings, and the cells to bold: the best Effect and gain among in-range methods
-    whose positive Effect is Holm-significant (t-test at ALPHA); nothing is bold when none is."""
-    shown = pd.DataFrame({"Method": table["method"]})
-    has = "effect" in table
-    col = table.get
-    shown["Effect [95% CI]"] = [_interval(*v) for v in zip(col("effect"), col("ci_low"), col("ci_high"))] if has else ""
-    if has:
-        shown["N common"] = [("" if math.isnan(n) else f"{int(n)}/{int(v)}") for n, v in zip(table["n_common"], table["n_value"])]
-        shown["NaN c=0"] = [_pct(x) for x in table["nan_c0"]]
-        shown["NaN c-/c+"] = [("" if math.isnan(a) else f"{_pct(a)} / {_pct(b)}") for a, b in zip(table["nan_lo"], table["nan_hi"])]
-        shown["p (t, Holm)"] = [cell(x, True) for x in table["p_holm"]]
-        shown["p (Wilcoxon, Holm)"] = [cell(x, True) for x in table["wilcoxon_p_holm"]]
-        shown["Slope"] = [cell(x) for x in table["slope"]]
-        shown["Monotonicity"] = [cell(x) for x in table["monotonicity"]]
-        shown["dNLL (eval. half)"] = [cell(x) for x in table["dnll"]]
-        shown["Norm. gain"] = [cell(x) for x in table["gain"]]
-        if "c_star" in table:
-            shown["c*"] = [cell(x) for x in table["c_star"]]
-            shown["KL (calib. half)"] = [cell(x) for x in table["kl"]]
-        if "yesno_lo" in table:
-            shown["Yes/No probe c-/c+"] = [("" if math.isnan(a) else f"{_pct(a)} / {_pct(b)}")
-                                         for a, b in zip(table["yesno_lo"], table["yesno_hi"])]
-        if "coherence" in table:
-            shown["Coherence term (train)"] = [cell(x) for x in table["coherence"]]
-        if "outside_lo" in table:
-            shown["Tokens outside trust region c-/c+ (train)"] = [
-                "" if a != a else f"{_pct(a)} / {_pct(b)}" for a, b in zip(table["outside_lo"], table["outside_hi"])]
-        if "n_parameters" in table:
-            shown["Parameters"] = ["" if n != n else f"{int(n):,}" for n in table["n_parameters"]]
-            shown["Efficiency"] = ["n/a" if n == 0 else cell(x) for x, n in zip(table["efficiency"], table["n_parameters"])]
-            shown["Breadth (values)"] = ["" if b != b else f"{int(b)} of {int(o)}"
-                                         for b, o in zip(table["breadth"], table["breadth_of"])]
-        if "f1" in table:
-            shown["Steering F1"] = [cell(x) for x in table["f1"]]
-            kept = table["capability_kept"] if "capability_kept" in table else [math.nan] * len(table)
-            shown["Capability kept"] = ["" if x != x else _pct(x) for x in kept]
-        if "coherence_range" in table:
-            shown["Coherence range"] = table["coherence_range"].fillna("")
-        if (table["n_seeds"].fillna(1) > 1).any():
-            shown["Seeds"] = [("" if math.isnan(n) else str(int(n))) for n in table["n_seeds"]]
-            shown["Effect sd (seeds)"] = [cell(x) for x in table["effect_sd"]]
-        shown["Sign"] = table["sign"].fillna("")
-    shown["Note"] = table["note"].fillna("") if "note" in table else ""
-    bold: set[tuple[int, str]] = set()
-    if has:
-        # a significant Effect against the intended direction is not "best": only positive Effects compete
-        eligible = table[(table["in_range"] == True) & (table["p_holm"] < ALPHA) & (table["effect"] > 0)]  # noqa: E712
-        for key, name in (("effect", "Effect [95% CI]"), ("gain", "Norm. gain")):
-            if len(eligible) and eligible[key].notna().any():
-                bold.add((int(eligible[key].idxmax()), name))
-    return shown, bold
-
-
-def pairwise_display(pairs: pd.DataFrame) -> tuple[pd.DataFrame, set[tuple[int, str]]]:
-    shown = pd.DataFrame({
-        "A": pairs["a"], "B": pairs["b"], "N common": pairs["n_common"].astype(int).astype(str),
-        "Effect A - B [95% CI]": [_interval(*v) for v in zip(pairs["difference"], pairs["ci_low"], pairs["ci_high"])],
-        "p (t, Holm)": [cell(x, True) for x in pairs["p_holm"]],
-        "p (Wilcoxon)": [cell(x, True) for x in pairs["wilcoxon_p"]],
-        "Note": ["" if ok else "an out-of-range method" for ok in pairs["in_range"]],
-    })
-    bold = {(i, "Effect A - B [95% CI]") for i, p in enumerate(pairs["p_holm"]) if p < ALPHA}
-    return shown, bold
-
-
-def sensitivity_display(sens: pd.DataFrame) -> pd.DataFrame:
-    shown = pd.DataFrame({"Method": sens["method"]})
-    for threshold in SENSITIVITY_PMASS:
-        k = f"@{threshold:g}"
-        if f"effect {k}" not in sens:
-            continue
-        shown[f"Effect [95% CI], min pmass {threshold:g}"] = [
-            _interval(*v) for v in zip(sens[f"effect {k}"], sens[f"ci_low {k}"], sens[f"ci_high {k}"])]
-        shown[f"N common {k}"] = [("" if math.isnan(n) else str(int(n))) for n in sens[f"n_common {k}"]]
-        shown[f"p (t, Holm) {k}"] = [cell(x, True) for x in sens[f"p_holm {k}"]]
-        shown[f"in range {k}"] = ["yes" if ok is True else ("no" if ok is False else "") for ok in sens[f"in_range {k}"]]
-    return shown
-
-
-def table_caption(value: str, strength: str) -> str:
-    label = "matched strength (c in multiples of each method's KL-matched c*)" if strength == "matched" \
-        else "raw coefficients"
-    return (f"Steering methods on DailyDilemmas, target value {value}, {label}. Unit: the dilemma. Effect = mean "
-            f"over the N common dilemmas (valid at every coefficient) of score(c+) - score(c-), BCa 95% bootstrap CI "
-            f"over dilemmas (with several seeds: seeds and dilemmas resampled); p: paired t-test and Wilcoxon "
-            f"signed-rank over dilemmas, Holm-adjusted across methods; bold: best positive Effect among in-range "
-            f"methods with Holm p < {ALPHA}. Out of range: worse end keeps < {MIN_RETENTION:.0%} of c=0's valid dilemmas or "
-            f"N common < {MIN_COMMON}. The random vector is never sign-calibrated (it is the noise floor).")
-
-
-def write_summary(run_dir: Path, value: str, min_pmass: float = MIN_PMASS, seed: int = 0) -> str:
-    rows, dilemmas, status = load_run(run_dir)
-    table, _ = method_table(rows, dilemmas, status, value, min_pmass, seed)
-    shown, _ = main_display(table)
-    body = tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt="github", disable_numparse=True)
-    text = f"{table_caption(value, run_strength(rows))}\n\n{body}"
-    atomic_write_frame(run_dir / "summary.csv", table)
-    atomic_write_text(run_dir / "summary.md", text + "\n")
-    return text

@@ -20,7 +20,6 @@ dilemma) and its common-dilemma rule; split apart, the convention would be resta
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,11 +27,22 @@ import pandas as pd
 from scipy import stats as sps
 
 from bench.evaluation.coefficients import endpoints  # noqa: F401  (re-exported: the tables import it from here)
+from bench.results.resampling import (  # noqa: F401  (re-exported: the tables import them from here)
+    N_BOOT,
+    bootstrap_mean_ci,
+    bootstrap_p,
+    holm,
+    one_sample_tests,
+    paired_difference,
+    paired_difference_seeds,
+    percentile_ci,
+    seed_dilemma_bootstrap,
+    seed_dilemma_ci,
+)
 
 MIN_PMASS = 0.5
 MIN_RETENTION = 0.8  # the worse end must keep this share of the dilemmas valid at c=0 ...
 MIN_COMMON = 30  # ... and this many common dilemmas, or the method is out of the evaluator's range
-N_BOOT = 2000
 
 
 def row_labels(dilemma_rows: pd.DataFrame, value: str) -> pd.Series:
@@ -118,44 +128,12 @@ def per_dilemma_slope(coeffs: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return ((scores - scores.mean(-1, keepdims=True)) * cc).sum(-1) / (cc ** 2).sum()
 
 
-def one_sample_tests(x: np.ndarray) -> tuple[float, float, float]:
-    """(t, p of the t-test, p of the Wilcoxon signed-rank test) of ``x`` against 0."""
-    if len(x) < 2 or not np.isfinite(x).all():
-        return (math.nan,) * 3
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a constant sample: t undefined, reported NaN
-        res = sps.ttest_1samp(x, 0.0)
-    try:
-        wp = float(sps.wilcoxon(x, zero_method="wilcox").pvalue) if np.any(x != 0) else math.nan
-    except ValueError:
-        wp = math.nan
-    return float(res.statistic), float(res.pvalue), wp
-
-
-def bootstrap_mean_ci(x: np.ndarray, seed: int = 0, level: float = 0.95, n_boot: int = N_BOOT) -> tuple[float, float]:
-    """BCa bootstrap CI of the mean of ``x`` (one value per dilemma), seeded."""
-    if len(x) < 3 or np.ptp(x) == 0:
-        return (math.nan, math.nan) if len(x) < 3 else (float(x[0]), float(x[0]))
-    with warnings.catch_warnings():  # BCa on a nearly degenerate sample warns and falls back: fine
-        warnings.simplefilter("ignore")
-        res = sps.bootstrap((x,), np.mean, n_resamples=n_boot, confidence_level=level, method="BCa",
-                            vectorized=True, rng=np.random.default_rng(seed))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def seed_dilemma_ci(d: np.ndarray, seed: int = 0, level: float = 0.95, n_boot: int = N_BOOT) -> tuple[float, float]:
-    """Percentile CI of the mean over training seeds of the mean over dilemmas of ``d`` (dilemmas x seeds),
-    resampling seeds *and* dilemmas (two-level bootstrap), so seed-to-seed disagreement widens it."""
-    n, s = d.shape
-    if s == 1:
-        return bootstrap_mean_ci(d[:, 0], seed, level, n_boot)
-    rng = np.random.default_rng(seed)
-    dil = rng.integers(0, n, size=(n_boot, n))
-    seeds = rng.integers(0, s, size=(n_boot, s))
-    col_means = np.stack([d[pick].mean(0) for pick in dil])  # n_boot x seeds: each seed on the same dilemmas
-    boots = np.take_along_axis(col_means, seeds, axis=1).mean(1)
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(boots, tail)), float(np.percentile(boots, 100 - tail))
+def sign_stable(effects: list[float], cis: list[tuple[float, float]]) -> bool | None:
+    """Every seed's Effect has the same sign, or its CI includes 0 (None: one seed, nothing to compare)."""
+    if len(effects) < 2:
+        return None
+    signs = {np.sign(e) for e, (lo, hi) in zip(effects, cis) if not (lo <= 0 <= hi) and e == e}
+    return len(signs) <= 1
 
 
 @dataclass
@@ -181,9 +159,17 @@ class MethodStats:
     dnll: float
     gain: float
     n_seeds: int
-    effect_by_seed: list[float]
+    effect_by_seed: list[float]  # each seed's Effect on the common dilemmas (common to every seed)
     score_by_coeff: dict[float, float]
     per_dilemma: pd.Series = field(repr=False)  # Effect's per-dilemma difference (seed mean), by dilemma_idx
+    # dilemma x seed: each seed's per-dilemma difference (what seed-aware comparisons resample)
+    per_dilemma_seeds: pd.DataFrame = field(default=None, repr=False)
+    ci_by_seed: list[tuple[float, float]] = field(default_factory=list)  # each seed's BCa CI over dilemmas
+    sign_stable: bool | None = None  # every seed's Effect has one sign or a CI with 0; None with one seed
+    # the dilemma-level tests' p (t and Wilcoxon on the seed mean): conditional on the trained seeds. With
+    # several seeds ``p`` is the two-level bootstrap's, which carries the seed variance as the CI does.
+    p_conditional: float = math.nan
+    wilcoxon_p_conditional: float = math.nan
 
     @property
     def in_range(self) -> bool:
@@ -255,8 +241,14 @@ def analyse(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, value: str, min_pmas
         slope = float(dbar.mean() / (hi - lo)) if len(dbar) else math.nan
         st, sp = t, p
     mono = float(per_dilemma_spearman(c_arr, arr).mean()) if len(arr) else math.nan
-    ci = seed_dilemma_ci(d, seed) if len(d) else (math.nan, math.nan)
+    p_conditional, wp_conditional = p, wp
+    if len(seeds) > 1 and len(d) >= 3:  # the seed-aware test: the two-level bootstrap behind the CI
+        boots = seed_dilemma_bootstrap(d, seed)
+        ci, p, wp = percentile_ci(boots), bootstrap_p(boots), math.nan
+    else:
+        ci = seed_dilemma_ci(d, seed) if len(d) else (math.nan, math.nan)
     effect_by_seed = [float(x) for x in d.mean(0)] if len(d) else [math.nan] * len(seeds)
+    ci_by_seed = [bootstrap_mean_ci(d[:, j], seed) for j in range(len(seeds))] if len(seeds) > 1 and len(d) else []
     effect = float(np.mean(effect_by_seed))
     nll = marked.groupby(["seed", "coeff"])["nll"].first().groupby("coeff").mean()
     dnll = max((float(nll.get(c, math.nan) - nll.get(0.0, math.nan)) for c in (lo, hi)), default=math.nan)
@@ -268,26 +260,7 @@ def analyse(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, value: str, min_pmas
         gain=normalized_gain(effect, mono, dnll), n_seeds=len(seeds), effect_by_seed=effect_by_seed,
         score_by_coeff={c: float(arr[:, :, i].mean()) if len(arr) else math.nan for i, c in enumerate(coeffs)},
         per_dilemma=pd.Series(dbar, index=common.index, name=method),
+        per_dilemma_seeds=pd.DataFrame(d, index=common.index, columns=[int(x) for x in seeds]),
+        ci_by_seed=ci_by_seed, sign_stable=sign_stable(effect_by_seed, ci_by_seed),
+        p_conditional=p_conditional, wilcoxon_p_conditional=wp_conditional,
     )
-
-
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm-adjusted p-values over the finite entries (NaN stays NaN)."""
-    from statsmodels.stats.multitest import multipletests
-
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
-    return out.tolist()
-
-
-def paired_difference(a: pd.Series, b: pd.Series, seed: int = 0) -> dict:
-    """Effect of ``a`` minus Effect of ``b`` on the dilemmas common to both, paired over dilemmas."""
-    joined = pd.concat([a, b], axis=1, join="inner").dropna()
-    diff = (joined.iloc[:, 0] - joined.iloc[:, 1]).to_numpy()
-    t, p, wp = one_sample_tests(diff)
-    lo, hi = bootstrap_mean_ci(diff, seed) if len(diff) else (math.nan, math.nan)
-    return {"n_common": len(diff), "difference": float(diff.mean()) if len(diff) else math.nan,
-            "ci_low": lo, "ci_high": hi, "t": t, "p": p, "wilcoxon_p": wp}

@@ -17,68 +17,28 @@ import math
 from pathlib import Path
 
 import pandas as pd
-from tabulate import tabulate
 
 from bench.model.loading import model_slug
 from bench.results.agreement import pair_verdicts, rank_agreement
+from bench.results.display import cell, main_display, pairwise_display, sensitivity_display, table_caption
+from bench.results.frontier import cross_model_frontier, write_frontier
 from bench.results.paper_metrics import add_f1_columns, add_paper_columns, coherence_range, load_control_rows, value_significance
 from bench.results.plots import build_plots
+from bench.results.render import latex_escape, to_latex, to_markdown, write_table  # noqa: F401  (re-exported)
 from bench.results.report import (
     ALPHA,
     MIN_DILEMMAS_PER_VALUE,
-    cell,
     framework_table,
     load_run,
-    main_display,
     method_table,
-    pairwise_display,
     pairwise_table,
     run_methods,
     run_strength,
-    sensitivity_display,
     sensitivity_table,
-    table_caption,
     value_effects,
 )
 from bench.results.stats import MIN_PMASS, common_only, dilemma_scores
-from bench.store import atomic_write_frame, atomic_write_json, atomic_write_text
-
-LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(LATEX_ESCAPES.get(ch, ch) for ch in str(text))
-
-
-def to_markdown(frame: pd.DataFrame, bold: set[tuple[int, str]] = frozenset()) -> str:
-    cols = list(frame.columns)
-    rows = [[f"**{v}**" if (i, c) in bold and v != "" else str(v) for c, v in zip(cols, row)]
-            for i, row in enumerate(frame.itertuples(index=False))]
-    return tabulate(rows, headers=cols, tablefmt="github", disable_numparse=True) + "\n"
-
-
-def to_latex(frame: pd.DataFrame, bold: set[tuple[int, str]] = frozenset(), caption: str = "") -> str:
-    """booktabs LaTeX. Written here rather than by tabulate: its booktabs format escapes every cell, so a
-    bold cell cannot be marked, and its raw format has no booktabs rules."""
-    cols = list(frame.columns)
-    spec = "l" + "r" * (len(cols) - 1)
-    out = [f"% {latex_escape(caption)}" if caption else "%", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-           " & ".join(latex_escape(c) for c in cols) + r" \\", r"\midrule"]
-    for i, row in enumerate(frame.itertuples(index=False)):
-        cells = [latex_escape(v) for v in row]
-        cells = [rf"\textbf{{{v}}}" if (i, c) in bold and v != "" else v for c, v in zip(cols, cells)]
-        out.append(" & ".join(cells) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(out) + "\n"
-
-
-def write_table(folder: Path, name: str, frame: pd.DataFrame, bold: set[tuple[int, str]] = frozenset(),
-                caption: str = "") -> None:
-    atomic_write_frame(folder / f"{name}.csv", frame)
-    shown = frame.map(lambda x: cell(x) if isinstance(x, float) else x)
-    atomic_write_text(folder / f"{name}.md", (f"{caption}\n\n" if caption else "") + to_markdown(shown, bold))
-    atomic_write_text(folder / f"{name}.tex", to_latex(shown, bold, caption))
+from bench.store import atomic_write_frame, atomic_write_json
 
 
 def coefficient_table(effects: pd.DataFrame, method: str, value: str, coeffs: list[float], top: int = 5) -> pd.DataFrame:
@@ -108,8 +68,6 @@ def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed
     table = add_f1_columns(table, rows, dilemmas, load_control_rows(run_dir, status), value, min_pmass)
     front = None
     if "_frontier" in status:  # a frontier run: the same rows at every budget of its ladder
-        from bench.results.frontier import write_frontier
-
         front = write_frontier(run_dir, value, min_pmass, seed)
     table["coherence_range"] = coherence_range(table, status, rows, dilemmas, value, min_pmass,
                                                front.table if front is not None else None)
@@ -216,8 +174,6 @@ def cross_run_tables(run_dirs: list[Path], value: str, out: Path, seed: int = 0)
                 caption=f"{value}: the main statistics per run (one column group per model and strength)")
     columns = {run: next(iter(frame.loc[frame["path"] == str(run), "column"]), run.name) for run in run_dirs}
     cross_method_comparisons(out, value, {columns[run]: stats for run, stats in stats_by_run.items()}, seed)
-    from bench.results.frontier import cross_model_frontier
-
     cross_model_frontier(run_dirs, columns, value, out, seed)  # frontier runs: each model's frontier side by side
     metrics = [k for k in ("effect", "ci_low", "ci_high", "n_common", "p_holm", "dnll", "gain") if k in frame]
     for method, group in frame.groupby("method"):

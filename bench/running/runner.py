@@ -36,7 +36,7 @@ from bench.evaluation.probe import yes_no_probe
 from bench.evaluation.split import restrict
 from bench.model.chat import DEFAULT_SYSTEM
 from bench.model.loading import LoadedModel, load_model, model_slug
-from bench.results import report
+from bench.results.display import write_summary
 from bench.running.artefacts import ArtefactStore, Fitted
 from bench.running.code_hash import score_code_hash
 from bench.running.cost import MethodPlan, estimate
@@ -206,7 +206,7 @@ class Runner:
                 "estimate": self.estimate,
                 "wall_seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": peak_rss_mb()}
         self.book.methods = write_status(self.run_dir, self.status, work, started_at)  # merged with concurrent runs'
-        table = report.write_summary(self.run_dir, self.cfg.target, self.cfg.min_pmass)  # seconds: not a stage
+        table = write_summary(self.run_dir, self.cfg.target, self.cfg.min_pmass)  # seconds: not a stage
         print(table)
         if self.cfg.tables:  # every table and plot, from the rows just written (what make tables rebuilds)
             from bench.results.tables import build_tables
