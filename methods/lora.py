@@ -97,6 +97,7 @@ class Lora(SteeringMethod):
         peft_config = LoraConfig(r=o.rank, lora_alpha=o.alpha, target_modules=target_modules,
                                  lora_dropout=0.0, task_type="CAUSAL_LM")
         args = DPOConfig(**trainer_kwargs(ctx.seed, o.lr, o.epochs, o.batch_size), beta=o.beta)
+        own_forward = loaded.model.__dict__.get("forward")  # trl patches it (below); the shared model gets it back
         trainer = without_appended_eos(DPOTrainer, ("chosen_ids", "rejected_ids"))(
             model=loaded.model, args=args, train_dataset=data, processing_class=loaded.tokenizer,
             peft_config=peft_config)
@@ -110,6 +111,11 @@ class Lora(SteeringMethod):
         finally:
             trainer.model.unload()  # hand the shared model back without LoRA layers
             loaded.model.eval().requires_grad_(False)
+            # DPOTrainer replaces the model's forward with its fused-LM-head one (trl.trainer.utils.add_fused_lm_head)
+            if own_forward is None:
+                loaded.model.__dict__.pop("forward", None)
+            else:
+                loaded.model.forward = own_forward
         info = {"versions": library_versions(), "target_modules": target_modules if isinstance(target_modules, str)
                 else len(target_modules), "final_loss": trainer.state.log_history[-1].get("train_loss")}
         return LoraSteering(folder, info)

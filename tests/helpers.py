@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import sys
+import types
 from pathlib import Path
 
 import torch
@@ -13,6 +16,8 @@ from bench.evaluation.evaluator import dilemma_prompts
 from bench.model.chat import DEFAULT_SYSTEM
 from bench.model.padding import encode, left_padded_batches
 from bench.running.runner import Runner
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def tiny_runner(tiny_model_dir, data_dir, results_dir, methods=("prompting", "random", "repeng"), **kw) -> Runner:
@@ -42,3 +47,20 @@ def wide_window_copy(gemma_dir: Path, dest: Path) -> Path:
     config = json.loads((dest / "config.json").read_text())
     (dest / "config.json").write_text(json.dumps({**config, "sliding_window": 4096}))
     return dest
+
+
+def readme_example_plugin(monkeypatch) -> str:
+    """Register the README's "Adding a method" example exactly as written (its file and its registry line)
+    for the duration of ``monkeypatch``; returns its registry name."""
+    import methods
+
+    section = README.read_text().split("## Adding a method", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    registry_line = re.search(r'`("mean-diff": "methods\.my_vector:MeanDiff"),`', section).group(1)
+    module = types.ModuleType("methods.my_vector")
+    monkeypatch.setitem(sys.modules, "methods.my_vector", module)
+    # dont_inherit: the example runs as its own file would, not under this module's __future__ imports
+    exec(compile(code, "README:methods/my_vector.py", "exec", dont_inherit=True), module.__dict__)
+    name, target = (s.strip().strip('"') for s in registry_line.split(":", 1))
+    monkeypatch.setitem(methods.REGISTRY, name, target)
+    return name
