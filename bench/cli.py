@@ -12,7 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from bench.config import RunConfig, parse_budgets, parse_coeffs, parse_method_args
+from bench.config import RunConfig, parse_budgets, parse_coeffs, parse_method_args, parse_plugins
 from bench.errors import SteerbenchError
 from bench.evaluation.dilemmas import DEFAULT_TARGET
 from bench.running.validate import check_run_folder
@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--grid", default=None, help="tuning grid file (default: data/tuning_grid.json)")
     tune.add_argument("--tuned-name", default="", help="write data/tuned/<model>.<NAME>.json and "
                       "results/<model>/tuning-<NAME>/ (make tune: candidate) instead of the files make bench reads")
-    sub.add_parser("list", help="list registered methods and their options")
+    listing = sub.add_parser("list", help="list registered methods and their options")
+    listing.add_argument("--plugin", action="append", default=None, help="also list an out-of-tree method: "
+                         "module:Class or path/to/file.py:Class (repeatable, or a comma list)")
     tab = sub.add_parser("tables", help="rebuild every table and plot of finished runs (no model loaded)")
     tab.add_argument("run_dirs", nargs="+")
     tab.add_argument("--value", default=DEFAULT_TARGET)
@@ -66,6 +68,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=f.name, action="store_false" if f.default else "store_true",
                                 help=meta["help"])
             continue
+        if meta.get("repeat"):
+            parser.add_argument(flag, dest=f.name, action="append", default=None, help=meta["help"])
+            continue
         default = meta["cli"] if meta.get("cli") is not None else f.default
         if f.name == "data_dir":
             default = os.environ.get("STEERBENCH_DATA_DIR") or None
@@ -74,9 +79,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace, extra: list[str]) -> RunConfig:
-    from methods import parse_method_list
+    from methods import load_plugin, parse_method_list
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if f.metadata.get("flag") != ""}
+    values["plugins"] = parse_plugins(values["plugins"])
+    for spec in values["plugins"]:  # registered before any method name is checked
+        load_plugin(spec)
     values["methods"] = parse_method_list(values["methods"])
     values["coeffs"] = parse_coeffs(values["coeffs"])
     values["kl_budgets"] = parse_budgets(values["kl_budgets"])
@@ -102,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             if extra:
                 parser.error(f"unrecognised arguments: {' '.join(extra)}")
+            from methods import load_plugin
+
+            for spec in parse_plugins(args.plugin):
+                load_plugin(spec)
             _list_methods()
             return 0
         if args.command == "tables":
@@ -173,8 +185,8 @@ def _tune(args: argparse.Namespace, extra: list[str]) -> int:
     from bench.running.tuning import GRID_FILE, load_grid, outputs, tune
     from bench.running.validate import check_tune_overwrite
 
+    cfg = config_from_args(args, extra)  # first: a plugin the grid names is registered by it
     grid = load_grid(Path(args.grid) if args.grid else GRID_FILE)  # a bad grid: one line, before any work
-    cfg = config_from_args(args, extra)
     name = args.tuned_name.strip()
     if name and not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         raise SteerbenchError(f"--tuned-name {name!r} is not a name part; accepted: letters, digits, '-' and '_'")

@@ -24,11 +24,12 @@ def _all_methods() -> list[str]:
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | None = None, factory: Any = None,
-            cli: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
+            cli: str | None = None, choices: tuple[str, ...] | None = None, repeat: bool = False) -> Any:
     """A run option, declared once: its default, its help, and how the command line spells it (``flag``: the
     option's name when it is not ``--field-name``; for a bool that defaults to True, the ``--no-...`` flag
-    that turns it off). ``cli``: the default as the command line writes it, parsed by ``from_cli``."""
-    metadata = {"help": help, "flag": flag, "cli": cli, "choices": choices}
+    that turns it off). ``cli``: the default as the command line writes it, parsed by ``from_cli``.
+    ``repeat``: a list option the command line may give several times."""
+    metadata = {"help": help, "flag": flag, "cli": cli, "choices": choices, "repeat": repeat}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -85,6 +86,10 @@ class RunConfig:
                            "writes them later from the rows)", flag="--no-tables")
     overwrite: bool = setting(False, "replace a committed run folder (one holding files git tracks) or, for tune, the "
                               "tuned-defaults file make bench reads; without it such a command refuses before any work")
+    plugins: list[str] = setting(factory=list, flag="--plugin", repeat=True,
+                                 help="an out-of-tree method, module:Class or path/to/file.py:Class, registered under "
+                                 "its class attribute name before any method name is checked (repeatable, or a "
+                                 "comma list)")
     method_options: dict[str, dict[str, Any]] = setting(factory=dict, flag="")  # --METHOD.OPTION VALUE, parsed apart
 
     @property
@@ -107,11 +112,24 @@ class RunConfig:
         device and prefix cache included (they change bf16 numerics), so two runs that could differ never
         share a ``run-<hash>`` folder; layer replay is bit-identical and stays out."""
         d = dataclasses.asdict(self)
-        for k in ("results_dir", "cache_dir", "run_name", "layer_replay", "tables", "overwrite"):
+        # plugins: where a method's code is found; its name is in methods and its code in every fit's key
+        for k in ("results_dir", "cache_dir", "run_name", "layer_replay", "tables", "overwrite", "plugins"):
             d.pop(k)
         if not d["kl_budgets"]:
             d.pop("kl_budgets")  # a single-budget run keeps the name it had before frontiers existed
         return d
+
+
+def parse_plugins(given: str | list | None) -> list[str]:
+    """``--plugin a:A --plugin b.py:B,c:C``: each spec once, none blank."""
+    out: list[str] = []
+    for item in [given] if isinstance(given, str) else list(given or []):
+        parts = [p.strip() for p in str(item).split(",")]
+        if "" in parts:
+            raise SteerbenchError(f"--plugin {item!r} has a blank entry; accepted: module:Class or path/to/file.py:Class, "
+                                  "repeated or as a comma list")
+        out += parts
+    return list(dict.fromkeys(out))
 
 
 def parse_budgets(spec: str | list) -> list[float]:

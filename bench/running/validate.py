@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.errors import SteerbenchError, between, names_list, one_of, positive
 from bench.evaluation.split import SPLITS
+from methods import REGISTRY, load_plugin
 
 if TYPE_CHECKING:
     from bench.config import RunConfig
@@ -47,6 +48,7 @@ def check_cache_layout(cache: Path) -> None:
 def validate_config(cfg: "RunConfig") -> None:
     """Every run option, before anything is loaded, computed, cached or created."""
     from bench.api.pairs import load_suffixes
+    from bench.config import parse_plugins
     from bench.model.dtype_choice import parse_dtype
 
     def integer(where: str, value: Any, low: int, extra: str = "") -> None:
@@ -74,6 +76,11 @@ def validate_config(cfg: "RunConfig") -> None:
     parse_dtype(cfg.dtype)  # unknown dtype: the same one line the model loader gives
     if not cfg.methods:
         raise SteerbenchError("no methods given; give --methods with a comma list of registry names")
+    for spec in parse_plugins(cfg.plugins):  # importable, a SteeringMethod, a free name: registered here
+        load_plugin(spec)
+    unknown = [m for m in cfg.methods if m not in REGISTRY]
+    if unknown:
+        raise SteerbenchError(f"unknown method {unknown[0]!r}; known methods: {', '.join(REGISTRY)}")
     check_run_name(cfg.run_name)
     check_cache_layout(cfg.cache_path())
     if cfg.suffix_file:
