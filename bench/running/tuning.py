@@ -141,7 +141,14 @@ def tune(cfg: RunConfig, grid: Grid, name: str = "") -> tuple[pd.DataFrame, Path
     from bench.running.runner import Runner
 
     k = grid.k_for(cfg.model)
+    for method in cfg.methods:  # a plugin needs no grid entry: it runs on its built-in defaults, marked so
+        if method not in grid.candidates and method not in grid.followers:
+            log.info("tuning: %s has no entry in %s: skipped (untuned, no grid; runs use its built-in defaults)",
+                     method, grid.path.name)
     methods = [m for m in cfg.methods if m in grid.candidates]
+    if not methods:
+        raise SteerbenchError(f"nothing to tune: no method of --methods {','.join(cfg.methods)} has candidates in "
+                              f"{grid.path.name}; methods with candidates: {', '.join(grid.candidates)}")
     cfg = dataclasses.replace(cfg, split="dev", methods=methods + [m for m in cfg.methods if m in grid.followers],
                               strength="matched", tables=False, tuned="none")  # candidates start from built-ins
     runner = Runner(cfg).prepare()
@@ -228,16 +235,25 @@ def tuned_defaults(model: str, path: Path | None = None) -> dict | None:
     return {**data, "path": str(path)}
 
 
+def grid_methods(path: Path = GRID_FILE) -> set[str]:
+    """The methods the grid has an entry for (read, not checked: ``load_grid`` checks a grid before a tune)."""
+    try:
+        return set(json.loads(Path(path).read_text())["methods"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
 def starting_points(cfg: RunConfig) -> dict[str, dict]:
     """Each method's starting options for a run: the committed tuned choice for this model, or untuned."""
     tuned = None if cfg.tuned == "none" else tuned_defaults(cfg.model, None if cfg.tuned == "auto" else Path(cfg.tuned))
     if tuned is None and cfg.tuned not in ("auto", "none"):
         raise SteerbenchError(f"--tuned {cfg.tuned!r} is not a file; accepted: auto, none, or a tuned-defaults file")
-    out = {}
+    out, in_grid = {}, None
     for name in cfg.methods:
         entry = (tuned or {}).get("methods", {}).get(name)
         if not entry:
-            out[name] = {"untuned": True}
+            in_grid = grid_methods() if in_grid is None else in_grid
+            out[name] = {"untuned": True} if name in in_grid else {"untuned": True, "no_grid": True}
             continue
         source = {"file": tuned["path"], "grid_sha": tuned.get("grid_sha")}
         if entry.get("candidate"):
