@@ -16,6 +16,7 @@ from typing import ClassVar, Iterator
 
 from transformers import PreTrainedModel
 
+from bench.api.parameters import saved_numbers
 from bench.api.steering import FitContext, Steering, SteeringMethod, option
 from bench.api.supervised import (
     FolderSteering,
@@ -49,6 +50,9 @@ class LoraSteering(FolderSteering):
             yield peft_model
         finally:
             peft_model.unload()  # the original Linears come back; nothing is merged
+
+    def n_parameters(self) -> int:
+        return saved_numbers(self.folder / "adapter_model.safetensors")  # the A and B matrices, r x (d_in + d_out)
 
     def first_steered_layer(self) -> int | None:
         targets = json.loads((self.folder / "adapter_config.json").read_text()).get("target_modules")

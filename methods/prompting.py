@@ -27,6 +27,9 @@ class PromptSteering(Steering):
         extra = self.honest if coeff > 0 else self.dishonest
         return f"{base} {extra}" if base else extra
 
+    def n_parameters(self) -> int:
+        return 0  # two sentences, nothing trained
+
     def save(self, path: Path) -> None:
         (path / "prompts.json").write_text(json.dumps({"honest": self.honest, "dishonest": self.dishonest}))
 

@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
+from bench.api.parameters import saved_numbers
 from bench.api.steering import FitContext, Steering, SteeringMethod, option
 from bench.api.supervised import (
     FolderSteering,
@@ -48,6 +49,9 @@ class SFTSteering(FolderSteering):
         self.loaded = loaded
         if info.get("discrete"):
             self.supported_coeffs = (-1.0, 0.0, 1.0)
+
+    def n_parameters(self) -> int:
+        return sum(saved_numbers(self.folder / f) for f in DELTAS.values())  # two full fine-tunes: every weight twice
 
     @contextlib.contextmanager
     def steer(self, model: PreTrainedModel, coeff: float) -> Iterator[PreTrainedModel]:

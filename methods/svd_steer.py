@@ -51,6 +51,9 @@ class SVDSteering(Steering):
     def first_steered_layer(self) -> int | None:
         return lowest_layer(self.factors)
 
+    def n_parameters(self) -> int:
+        return sum(f["d"].numel() for f in self.factors.values())  # u and v are the weight's own singular vectors
+
     def save(self, path: Path) -> None:
         flat = {f"{t}|{k}": v.contiguous() for t, f in self.factors.items() for k, v in f.items()}
         save_file(flat, str(path / "svd_steer.safetensors"))

@@ -8,7 +8,8 @@ case take seconds; a method it does not list runs on its built-in defaults.
 
 The checks: c=0 scores are the unsteered model's; save -> load gives identical scores; the model is
 restored after ``fit()`` and after ``apply()``; layer replay gives the scores a full pass gives; the same
-seed gives the same fit; ``validate()`` refuses a bad option with one line. ``run_conformance`` runs them
+seed gives the same fit; the steering counts its own trained parameters; ``validate()`` refuses a bad option
+with one line. ``run_conformance`` runs them
 all on any registered name (an out-of-tree plugin: tests/test_plugins.py).
 """
 
@@ -24,6 +25,7 @@ import pandas as pd
 import pytest
 
 import methods
+from bench.api.parameters import fitted_parameters, saved_parameters
 from bench.api.steering import FitContext, NoSteering, Steering
 from bench.config import build_options
 from bench.errors import SteerbenchError
@@ -60,6 +62,7 @@ class Case:
 
     name: str
     runner: Runner
+    folder: Path  # the stored fit's artefact folder
     stored: Steering  # from the artefact store
     refit: Steering  # method.fit(ctx) again, same seed, never saved
     method: object
@@ -88,14 +91,14 @@ def fit_case(name: str, model_dir: Path, data_dir: Path, results: Path) -> Case:
                          method_options={name: SMALL.get(name, {})}).prepare()
     model = runner.loaded.model
     before = fingerprint(model)
-    stored = runner.fit(name).steering
+    fitted = runner.fit(name)
     cls = methods.get_method_class(name)
     method = cls(cls(runner.options[name]).resolved(runner.loaded))
     ctx = FitContext(runner.loaded, runner.pairs, runner.cfg.seed, runner.cfg.batch_size,
                      fit_method=lambda other, **o: runner.fit(other, **o).steering,
                      log_dir=Path(tempfile.mkdtemp(dir=results)), continuations=runner.continuations)
     refit = GuardedSteering(method.fit(ctx), name)
-    return Case(name, runner, stored, refit, method, ctx, before, fingerprint(model))
+    return Case(name, runner, fitted.folder, fitted.steering, refit, method, ctx, before, fingerprint(model))
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -151,6 +154,17 @@ def check_same_seed_same_fit(case: Case) -> None:
                                   scores(case.runner, case.stored, case.coeff), check_exact=True)
 
 
+def check_n_parameters(case: Case) -> None:
+    """The steering's own count: a non-negative int, or None (then the artefact's tensors are counted); the same
+    after save -> load; for the built-ins, the count their saved tensors always gave."""
+    n = case.stored.n_parameters()
+    assert n is None or (isinstance(n, int) and n >= 0), n
+    assert case.refit.n_parameters() == n
+    assert fitted_parameters(case.folder, case.stored) == (saved_parameters(case.folder) if n is None else n)
+    if case.name in methods.REGISTRY and methods.REGISTRY[case.name].startswith("methods."):
+        assert n is None or n == saved_parameters(case.folder), (n, saved_parameters(case.folder))
+
+
 def check_validate_refuses_bad_options(name: str) -> None:
     cls = methods.get_method_class(name)
     with pytest.raises(SteerbenchError) as err:
@@ -172,6 +186,7 @@ def run_conformance(case: Case, tmp: Path) -> None:
     check_save_then_load(case, tmp / "saved")
     check_replay_is_a_full_pass(case)
     check_same_seed_same_fit(case)
+    check_n_parameters(case)
 
 
 def test_c0_scores_are_the_unsteered_models(case):
@@ -192,6 +207,10 @@ def test_layer_replay_gives_a_full_pass_scores(case):
 
 def test_the_same_seed_gives_the_same_fit(case):
     check_same_seed_same_fit(case)
+
+
+def test_the_steering_counts_its_own_parameters(case):
+    check_n_parameters(case)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -41,6 +41,9 @@ class ResidualSteering(Steering):
         # repeng adds to a layer's output: that layer's own input is still the unsteered one
         return min(self.directions, default=None)
 
+    def n_parameters(self) -> int:
+        return sum(v.size for v in self.directions.values())  # one vector per layer
+
     def norms(self) -> dict[int, float]:
         return {k: float(np.linalg.norm(v)) for k, v in self.directions.items()}
 

@@ -74,6 +74,12 @@ class Steering(ABC):
         never used to set the sign (the calibration alone decides)."""
         return None
 
+    def n_parameters(self) -> int | None:
+        """How many numbers the fit trained (Efficiency = Effect / log10 of it): frozen bases, copies of the
+        model's own weights and constrained entries (a skew matrix's lower half) do not count. None: unknown,
+        and the harness counts the tensors the artefact saved (``bench.api.parameters``)."""
+        return None
+
     def system_prompt(self, coeff: float, base: str | None) -> str | None:
         """The system message to use at ``coeff``; identical to ``base`` unless the method prompts."""
         return base

@@ -160,7 +160,7 @@ class Runner:
         for seed in seeds:
             fitted = self.fit(name, seed=seed)
             self.book.record(name, fitted, artefact=fitted.key, meta=fitted.meta,
-                             fit_seconds=fitted.meta.get("fit_seconds"), n_parameters=fitted_parameters(fitted.folder))
+                             fit_seconds=fitted.meta.get("fit_seconds"), n_parameters=fitted_parameters(fitted.folder, fitted.steering))
             rows += [c.assign(seed=seed) for c in self.sweep.rows(name, fitted, self.base_rows)]
         return rows
 
