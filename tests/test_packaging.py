@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_wheel_carries_every_module_and_the_data_files(tmp_path):
     source = tmp_path / "src"  # build from a copy: an in-tree build would leave build/ and egg-info behind
     source.mkdir()
-    for item in ("pyproject.toml", "setup.py", "README.md", "bench", "methods", "data"):
+    for item in ("pyproject.toml", "setup.py", "steerbench.py", "README.md", "bench", "methods", "data"):
         (shutil.copytree if (ROOT / item).is_dir() else shutil.copy)(ROOT / item, source / item)  # noqa: E501
     plugin = source / "methods" / "folder_plugin"  # a new folder plugin: found, with no packaging line
     plugin.mkdir()
@@ -27,3 +27,4 @@ def test_the_wheel_carries_every_module_and_the_data_files(tmp_path):
     assert {"methods/innerpissa/layer.py", "bench/data/heldout_nll.json"} <= expected
     assert expected <= names, sorted(expected - names)
     assert {"methods/folder_plugin/__init__.py", "methods/folder_plugin/parts.py"} <= names
+    assert "steerbench.py" in names  # the Python API, a top-level module

@@ -21,7 +21,6 @@ from typing import Any
 
 import pandas as pd
 
-from bench.api.continuations import pair_continuations
 from bench.api.pairs import HonestyPair, make_pairs
 from bench.api.parameters import fitted_parameters
 from bench.api.steering import NoSteering
@@ -41,6 +40,7 @@ from bench.running.artefacts import ArtefactStore, Fitted
 from bench.running.code_hash import score_code_hash
 from bench.running.cost import MethodPlan, estimate
 from bench.running.provenance import environment, peak_rss_mb
+from bench.running.session import FitSession
 from bench.running.sweep import StatusBook, Sweep
 from bench.running.tuning import starting_points
 from bench.running.validate import check_method_layers, check_run_overwrite, validate_config
@@ -86,6 +86,7 @@ class Runner:
         self.example_rows: pd.DataFrame | None = None  # the examples' fixed dev dilemmas (bench.evaluation.examples)
         self.model_key: dict = {}
         self.base_rows: pd.DataFrame | None = None  # the shared c=0 chunk, set by run()
+        self.session: FitSession | None = None
         self.artefacts: ArtefactStore | None = None
         self.evaluations: EvaluationStore | None = None
         self.sweep: Sweep | None = None
@@ -111,13 +112,13 @@ class Runner:
             self.loaded.replay.enabled = cfg.layer_replay
             check_method_layers(self.options, self.loaded)  # every layer spec fits the model, before any fit
             self.pairs = make_pairs(self.loaded.tokenizer, cfg.n_pairs, cfg.seed, cfg.suffix_file)
-        pairs_hash = stable_hash([(p.positive, p.negative) for p in self.pairs])
-        model_key = {"model": self.loaded.fingerprint, "dtype": str(self.loaded.dtype)}
+        continuations = lambda *a, **k: self.continuations(*a, **k)  # noqa: E731 (late-bound: tests replace it)
+        self.session = FitSession(self.loaded, self.pairs, self.cache, cfg.seed, cfg.batch_size, self.options,
+                                  self.clock, self.work, continuations)  # the fits: what steerbench.fit uses too
+        self.artefacts = self.session.artefacts
+        pairs_hash, model_key = self.session.pairs_hash, self.session.model_key
         # every scored number's key also names the scoring code and the device (bench.running.code_hash)
         score_key = {**model_key, "device": self.loaded.device.type, "score_code": score_code_hash()}
-        continuations = lambda *a, **k: self.continuations(*a, **k)  # noqa: E731 (late-bound: tests replace it)
-        self.artefacts = ArtefactStore(self.cache, self.loaded, self.pairs, model_key, pairs_hash, cfg.batch_size,
-                                       cfg.seed, get_method_class, self.options, self.clock, continuations, self.work)
         self.evaluations = EvaluationStore(
             self.cache, self.loaded, self.dilemmas.rows, score_key,
             nll_texts_hash=stable_hash(load_heldout(EVALUATION), 8),  # dNLL is measured on the evaluation half
@@ -148,10 +149,7 @@ class Runner:
 
     def continuations(self, n: int | None = 32, max_new_tokens: int = 16):
         """The base model's continuations of the pairs under each persona (cached; sign calibration, DPO)."""
-        self.prepare()
-        with self.clock("continuations"):
-            return pair_continuations(self.loaded, self.pairs, self.cache / "continuations", n, max_new_tokens,
-                                      self.cfg.seed, self.cfg.batch_size)
+        return self.prepare().session.continuations(n, max_new_tokens)
 
     def _method_rows(self, name: str) -> list[pd.DataFrame]:
         """Every seed's rows of one method; a failure on any seed leaves the method without rows."""
