@@ -17,7 +17,8 @@ def plan(name, fit=True, evaluations=2, sign=True):
 def test_the_reference_plan_reproduces_the_reference_run():
     ref = load_reference()
     plans = [plan(m, sign=m != "random") for m in ref["fit_seconds"]]
-    seconds, notes = reference_seconds(ref, plans, ref["n_prompts"], ref["n_pairs"], continuations=True)
+    seconds, notes = reference_seconds(ref, plans, ref["n_prompts"], ref["n_pairs"], continuations=True,
+                                       calibration_pairs=ref.get("calibration_pairs", 32))  # as the reference ran
     assert notes == ()
     assert abs(seconds - ref["wall_seconds"]) < 0.1 * ref["wall_seconds"], (seconds, ref["wall_seconds"])
 
@@ -32,6 +33,17 @@ def test_cached_fits_prompts_and_coefficients_move_the_estimate():
     assert fewer < base < more_coeffs
     _, notes = reference_seconds(ref, [plan("mean-diff")], 1192, 200, True)
     assert notes and notes[0].startswith("mean-diff has no reference fit time")
+
+
+def test_seeds_multiply_searches_calibrations_and_probes_and_calibration_scales_with_its_pairs():
+    ref = load_reference()
+    one, _ = reference_seconds(ref, [plan("lora")], 1192, 200, True)
+    three = MethodPlan("lora", n_fits=3, kl_search=True, sign=True, evaluations=6, n_seeds=3)
+    seeds, _ = reference_seconds(ref, [three], 1192, 200, True)
+    per_seed = ref["kl_seconds"].get("lora", ref["kl_seconds"]["other"]) + ref["probe_seconds"]
+    assert seeds - one > 2 * (ref["fit_seconds"]["lora"] + per_seed)
+    few, _ = reference_seconds(ref, [plan("lora")], 1192, 200, True, calibration_pairs=32)
+    assert one > few
 
 
 def test_human_durations():

@@ -61,6 +61,7 @@ class MethodPlan:
     kl_search: bool  # matched strength: a c* search (or, for a discrete method, KL at +-1)
     sign: bool
     evaluations: int  # steered DailyDilemmas chunks
+    n_seeds: int = 1  # training seeds evaluated: each has its own c* search, sign calibration and probe
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,13 @@ def human(seconds: float) -> str:
 
 
 def reference_seconds(ref: dict, plans: Iterable[MethodPlan], n_prompts: int, n_pairs: int,
-                      continuations: bool) -> tuple[float, tuple[str, ...]]:
-    """The plan's wall time on the reference machine, and notes on what had no reference figure."""
+                      continuations: bool, calibration_pairs: int | None = None) -> tuple[float, tuple[str, ...]]:
+    """The plan's wall time on the reference machine, and notes on what had no reference figure.
+    ``calibration_pairs``: pairs the sign calibration scores (default: every training pair)."""
     per_eval = ref["scoring_seconds_per_evaluation"] * n_prompts / ref["n_prompts"] + ref["nll_seconds_per_evaluation"]
     total = ref["load_seconds"] + per_eval + ref["probe_seconds"]  # model load, the shared c=0 chunk, its probe
-    total += ref["continuations_seconds"] if continuations else 0.0
+    total += ref["continuations_seconds"] * (calibration_pairs or n_pairs) / ref.get("calibration_pairs", 32) \
+        if continuations else 0.0
     notes = []
     slowest = max(ref["fit_seconds"].values())
     for plan in plans:
@@ -104,8 +107,10 @@ def reference_seconds(ref: dict, plans: Iterable[MethodPlan], n_prompts: int, n_
             notes.append(f"{plan.name} has no reference fit time (counted as the slowest, {human(fit)})")
         total += plan.n_fits * fit * n_pairs / ref["n_pairs"]
         if plan.kl_search:
-            total += ref["kl_seconds"].get(plan.name, ref["kl_seconds"]["other"])
-        total += plan.sign * ref["sign_seconds"] + ref["probe_seconds"] + plan.evaluations * per_eval
+            total += plan.n_seeds * ref["kl_seconds"].get(plan.name, ref["kl_seconds"]["other"])
+        # the reference calibrated on 32 pairs; calibration now scores every training pair
+        sign = ref["sign_seconds"] * (calibration_pairs or n_pairs) / ref.get("calibration_pairs", 32)
+        total += plan.n_seeds * (plan.sign * sign + ref["probe_seconds"]) + plan.evaluations * per_eval
     return total, tuple(notes)
 
 

@@ -62,9 +62,6 @@ class Runner:
         self.tuning = starting_points(cfg)  # per method: the tuned candidate it starts from, or untuned
         self.options = {name: build_options(cls, {**self.tuning[name].get("options", {}), **cfg.method_options.get(name, {})})
                         for name, cls in self.method_classes.items()}
-        for name in set(cfg.method_options) - set(cfg.methods):
-            get_method_class(name)  # an unknown name fails with the known list
-            log.warning("options given for %s, which is not in --methods: ignored", name)
         self.model_dir = Path(cfg.results_dir) / model_slug(cfg.model)
         check_writable(self.model_dir)
         self.cache = cfg.cache_path()
@@ -223,7 +220,7 @@ class Runner:
             to_fit = sum(not self.artefacts.is_cached(name, s) for s in seeds)
             plans.append(MethodPlan(name, n_fits=to_fit, kl_search=cfg.strength == "matched",
                                     sign=cls.sign_calibrated and cfg.calibrate_sign,
-                                    evaluations=steered * len(seeds) * max(len(cfg.budgets), 1)))
+                                    evaluations=steered * len(seeds) * max(len(cfg.budgets), 1), n_seeds=len(seeds)))
         return plans
 
     def _log_estimate(self) -> None:
