@@ -290,6 +290,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\n5. training cost per method (from the run's status.json)")
         print(tabulate(table, headers=["method", "fit s", "s / pair", "peak RSS MB (process, so far)"], tablefmt="github"))
         print_stages(status, f"6. the run's wall time by stage ({run_dir})")
+        print_seed_costs(status)
     else:
         print("\n5./6. training cost and wall time: pass PERF_RUN=<a finished default make bench run>")
     frontier = Path(args.frontier_run) if args.frontier_run else None
@@ -297,6 +298,16 @@ def main(argv: list[str] | None = None) -> None:
         print_stages(json.loads((frontier / "status.json").read_text()), f"7. the frontier run's wall time by stage ({frontier})")
     print()
     print(tabulate([m.row() for m in report], headers=["measure (one run)", "value", "target", ""], tablefmt="github"))
+
+
+def print_seed_costs(status: dict) -> None:
+    """What each training seed of each method cost in the run (fit or load; c* search, sign, probe, scoring)."""
+    rows = [(m, seed, *[v.get("seed_seconds", {}).get(k, "") for k in ("fit or load", "c*, sign, probe, scoring")])
+            for m, info in status.items() if not m.startswith("_")
+            for seed, v in (info.get("seeds") or {}).items() if v.get("seed_seconds")]
+    if rows:
+        print("\n6b. wall seconds per training seed (seeded methods repeat these per seed; 0-ish where cached)")
+        print(tabulate(rows, headers=["method", "seed", "fit or load", "c*, sign, probe, scoring"], tablefmt="github"))
 
 
 def print_stages(status: dict, title: str) -> None:
