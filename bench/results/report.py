@@ -25,6 +25,8 @@ from bench.results.stats import (
 )
 
 ALPHA = 0.05
+# the built-in methods whose fit makes random choices, for runs recorded before status carried "seeded"
+SEEDED_BUILTINS = frozenset({"random", "innerpissa", "antipasto", "lora", "sft"})
 MIN_DILEMMAS_PER_VALUE = 10  # a value measured on fewer common dilemmas is too noisy to rank or average
 SENSITIVITY_PMASS = (0.0, 0.5)
 
@@ -109,6 +111,8 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
         notes = [] if st.in_range else [st.range_note()]
         if st.sign_stable is False:
             notes.append("sign-unstable: seeds' Effects disagree in sign")
+        if st.n_seeds == 1 and info.get("seeded", method in SEEDED_BUILTINS):
+            notes.append("one training seed: seed spread not measured")
         if info.get("tuning", {}).get("untuned"):
             notes.append("untuned (built-in defaults)")
         if info.get("tuning", {}).get("none_in_range"):

@@ -185,6 +185,7 @@ class Runner:
         for name in self.cfg.methods:
             self.book.start(name)
             self.book.methods[name]["tuning"] = self.tuning[name]
+            self.book.methods[name]["seeded"] = self.method_classes[name].seeded  # one seed of it says little
             try:
                 chunks += self._method_rows(name)
             except SteerbenchError:
