@@ -104,7 +104,7 @@ lock: $(STAMP)
 # make tables RUN=results/smollm2-135m/<run>   (several runs: RUN="a b", or a glob; OUT: their cross-run tables)
 OUT ?= results/tables
 tables: $(STAMP)
-	$(PY) -m bench tables $(wildcard $(RUN)) --out $(OUT)
+	$(PY) -m bench tables $(wildcard $(RUN)) $(if $(word 2,$(wildcard $(RUN))),--out $(OUT))
 
 # speed and memory ratios, measured in one run (a benchmark, not a test); PERF_RUN: a finished bench run
 perf: $(STAMP)

@@ -15,9 +15,11 @@ from typing import Any
 from bench.config import RunConfig, parse_budgets, parse_coeffs, parse_method_args, parse_plugins
 from bench.errors import SteerbenchError
 from bench.evaluation.dilemmas import DEFAULT_TARGET
-from bench.running.validate import check_run_folder
+from bench.running.subcommands import check_no_extra, check_results_options, check_tune_options
+from bench.running.validate import validate_config
 
 log = logging.getLogger("bench")
+CROSS_RUN_OUT = "results/tables"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     tab.add_argument("run_dirs", nargs="+")
     tab.add_argument("--value", default=DEFAULT_TARGET)
     tab.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    tab.add_argument("--out", default="results/tables", help="folder for the cross-run tables (several runs)")
+    tab.add_argument("--out", default=None, help=f"folder for the cross-run tables (several runs; default {CROSS_RUN_OUT})")
     summ = sub.add_parser("summary", help="rebuild a finished run's method table from its rows")
     summ.add_argument("run_dir")
     summ.add_argument("--value", default=DEFAULT_TARGET)
@@ -71,7 +73,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         if meta.get("repeat"):
             parser.add_argument(flag, dest=f.name, action="append", default=None, help=meta["help"])
             continue
-        default = meta["cli"] if meta.get("cli") is not None else f.default
+        # a list option left out is None here and takes the config's default (a blank one is refused)
+        default = None if typing.get_origin(hints[f.name]) is list else f.default
         if f.name == "data_dir":
             default = os.environ.get("STEERBENCH_DATA_DIR") or None
         parser.add_argument(flag, dest=f.name, type=_scalar_type(hints[f.name]), default=default,
@@ -85,9 +88,11 @@ def config_from_args(args: argparse.Namespace, extra: list[str]) -> RunConfig:
     values["plugins"] = parse_plugins(values["plugins"])
     for spec in values["plugins"]:  # registered before any method name is checked
         load_plugin(spec)
-    values["methods"] = parse_method_list(values["methods"])
-    values["coeffs"] = parse_coeffs(values["coeffs"])
-    values["kl_budgets"] = parse_budgets(values["kl_budgets"])
+    for name, parse in (("methods", parse_method_list), ("coeffs", parse_coeffs), ("kl_budgets", parse_budgets)):
+        if values[name] is None:
+            del values[name]  # left out: the config's own default
+        else:
+            values[name] = parse(values[name])
     return RunConfig(**values, method_options=parse_method_args(extra))
 
 
@@ -107,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     try:
+        if args.command != "run" and args.command != "tune":
+            check_no_extra(args.command, extra)  # no method options here: a left-over argument is unknown
         if args.command == "list":
-            if extra:
-                parser.error(f"unrecognised arguments: {' '.join(extra)}")
             from methods import load_plugin
 
             for spec in parse_plugins(args.plugin):
@@ -119,20 +124,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "tables":
             from bench.results.tables import build_tables
 
-            for run in args.run_dirs:
-                check_run_folder(run)
+            check_results_options(args.run_dirs, args.value, args.seed, args.out)
             for run in args.run_dirs:
                 print(f"tables and plots written to {build_tables(Path(run), args.value, seed=args.seed)}")
             if len(args.run_dirs) > 1:
                 from bench.results.tables import cross_run_tables
 
-                out = cross_run_tables([Path(r) for r in args.run_dirs], args.value, Path(args.out))
+                out = cross_run_tables([Path(r) for r in args.run_dirs], args.value, Path(args.out or CROSS_RUN_OUT))
                 print(f"cross-run tables written to {out}")
             return 0
         if args.command == "summary":
             from bench.results.display import write_summary
 
-            check_run_folder(args.run_dir)
+            check_results_options([args.run_dir], args.value)
             print(write_summary(Path(args.run_dir), args.value))
             return 0
         if args.command == "tune":
@@ -186,6 +190,8 @@ def _tune(args: argparse.Namespace, extra: list[str]) -> int:
     from bench.running.validate import check_tune_overwrite
 
     cfg = config_from_args(args, extra)  # first: a plugin the grid names is registered by it
+    check_tune_options(cfg)  # what tune fixes itself, given, would be ignored
+    validate_config(cfg)  # and every option a run checks, before the grid and the output files
     grid = load_grid(Path(args.grid) if args.grid else GRID_FILE)  # a bad grid: one line, before any work
     name = args.tuned_name.strip()
     if name and not re.fullmatch(r"[A-Za-z0-9_-]+", name):

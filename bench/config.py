@@ -24,12 +24,12 @@ def _all_methods() -> list[str]:
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | None = None, factory: Any = None,
-            cli: str | None = None, choices: tuple[str, ...] | None = None, repeat: bool = False) -> Any:
+            choices: tuple[str, ...] | None = None, repeat: bool = False) -> Any:
     """A run option, declared once: its default, its help, and how the command line spells it (``flag``: the
     option's name when it is not ``--field-name``; for a bool that defaults to True, the ``--no-...`` flag
-    that turns it off). ``cli``: the default as the command line writes it, parsed by ``from_cli``.
-    ``repeat``: a list option the command line may give several times."""
-    metadata = {"help": help, "flag": flag, "cli": cli, "choices": choices, "repeat": repeat}
+    that turns it off). A list option is a comma list on the command line (left out: this default);
+    ``repeat``: one the command line may also give several times."""
+    metadata = {"help": help, "flag": flag, "choices": choices, "repeat": repeat}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -38,10 +38,10 @@ def setting(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | N
 @dataclass
 class RunConfig:
     model: str = setting(EMBEDDED_ALIAS, "alias (smollm2-135m, gemma3-270m), local model folder, or Hugging Face id")
-    methods: list[str] = setting(factory=lambda: _all_methods(), cli="all",
+    methods: list[str] = setting(factory=lambda: _all_methods(),
                                  help="comma list of registry names, or 'all' (default); a name listed twice runs once")
-    coeffs: list[float] = setting(factory=lambda: [-1.0, 0.0, 1.0], cli="-1,0,1",
-                                  help="comma list of coefficients; must include 0")
+    coeffs: list[float] = setting(factory=lambda: [-1.0, 0.0, 1.0],
+                                  help="comma list of coefficients (default -1,0,1); must include 0")
     n_dilemmas: int | None = setting(DEFAULT_N_DILEMMAS, "dilemmas to evaluate (both actions each): default every "
                                      "dilemma that carries the target value (596 for Virtue/Truthfulness); N narrows "
                                      "it to a seeded subset, target-tagged first (N >= 1360 takes every dilemma)")
@@ -75,7 +75,7 @@ class RunConfig:
                             "per-token KL from the unsteered model on held-out text equals --kl-budget; raw: as given",
                             choices=("matched", "raw"))
     kl_budget: float = setting(0.1, "nats/token on held-out neutral text, for --strength matched")
-    kl_budgets: list[float] = setting(factory=list, cli="", help="comma list of KL budgets for the effect-cost "
+    kl_budgets: list[float] = setting(factory=list, help="comma list of KL budgets for the effect-cost "
                                       "frontier (make frontier: 0.01,0.03,0.1,0.3): every method is also evaluated at "
                                       "+-c* of each, read from one KL-versus-c curve; the main table stays at --kl-budget")
     trust_remote_code: bool = setting(False, "allow model code from the hub (off by default)")
@@ -132,9 +132,21 @@ def parse_plugins(given: str | list | None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _entries(flag: str, spec: str | list, example: str) -> list:
+    """A list option's entries: a list as given; a string split at commas, refused when an entry is blank
+    (a blank value is a mistake, never a request for the default: leave the option out for that)."""
+    if isinstance(spec, list):
+        return spec
+    parts = [p.strip() for p in str(spec).split(",")]
+    if "" in parts:
+        raise SteerbenchError(f"{flag} {spec!r} has a blank entry; accepted: a comma list such as {example} (leave "
+                              "the option out for its default)")
+    return parts
+
+
 def parse_budgets(spec: str | list) -> list[float]:
-    """``--kl-budgets 0.01,0.03,0.1,0.3``: positive, finite, each once (empty: the main budget only)."""
-    parts = spec if isinstance(spec, list) else [p for p in str(spec).split(",") if p.strip()]
+    """``--kl-budgets 0.01,0.03,0.1,0.3``: positive, finite, each once (the option left out: the main budget only)."""
+    parts = _entries("--kl-budgets", spec, "0.01,0.03,0.1,0.3")
     out = []
     for p in parts:
         try:
@@ -151,7 +163,7 @@ def parse_budgets(spec: str | list) -> list[float]:
 
 
 def parse_coeffs(spec: str | list) -> list[float]:
-    parts = spec if isinstance(spec, list) else [p for p in str(spec).split(",") if p.strip()]
+    parts = _entries("--coeffs", spec, "-1,0,1")
     out = []
     for p in parts:
         try:

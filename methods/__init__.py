@@ -46,10 +46,11 @@ def get_method_class(name: str) -> "type[SteeringMethod]":
 
 
 def parse_method_list(spec: str) -> list[str]:
-    """'all' or a comma list of registry names; unknown names fail with the known list."""
-    names = method_names() if spec.strip() == "all" else [s.strip() for s in spec.split(",") if s.strip()]
-    if not names:
-        raise SteerbenchError(f"no methods given in {spec!r}; known methods: {', '.join(REGISTRY)}")
+    """'all' or a comma list of registry names; a blank entry or an unknown name fails with the known list."""
+    names = method_names() if spec.strip() == "all" else [s.strip() for s in spec.split(",")]
+    if "" in names:
+        raise SteerbenchError(f"--methods {spec!r} has a blank entry; accepted: 'all' or a comma list of "
+                              f"registry names ({', '.join(REGISTRY)})")
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise SteerbenchError(f"unknown method {unknown[0]!r}; known methods: {', '.join(REGISTRY)}")

@@ -45,6 +45,28 @@ def check_cache_layout(cache: Path) -> None:
             raise SteerbenchError(f"{str(path)!r} is a file, not a cache folder; move it away and rerun")
 
 
+def default_of(cfg: "RunConfig", name: str) -> Any:
+    """A run option's default (what the command line gives when the option is left out)."""
+    f = next(f for f in dataclasses.fields(cfg) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def check_device(device: str) -> None:
+    """A device torch knows and this machine has (a CUDA device asked for on a machine without one fails here,
+    not after the data and the model are loaded)."""
+    import torch
+
+    if device == "auto":
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise SteerbenchError(f"--device {device!r} is not a device; accepted: auto, cpu, cuda, cuda:N") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise SteerbenchError(f"--device {device!r} is not on this machine ({torch.cuda.device_count()} CUDA devices); "
+                              "accepted: auto, cpu" + (", cuda, cuda:N below the count" if torch.cuda.is_available() else ""))
+
+
 def validate_config(cfg: "RunConfig") -> None:
     """Every run option, before anything is loaded, computed, cached or created."""
     from bench.api.pairs import load_suffixes
@@ -55,6 +77,11 @@ def validate_config(cfg: "RunConfig") -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise SteerbenchError(f"{where} {value!r} is out of range; accepted: an integer >= {low}{extra}")
 
+    for flag, value in (("--model", cfg.model), ("--results-dir", cfg.results_dir), ("--data-dir", cfg.data_dir),
+                        ("--cache-dir", cfg.cache_dir), ("--suffix-file", cfg.suffix_file), ("--target", cfg.target),
+                        ("--tuned", cfg.tuned), ("--dtype", cfg.dtype), ("--device", cfg.device)):
+        if value is not None and not str(value).strip():  # a blank value is a mistake, never the default
+            raise SteerbenchError(f"{flag} is blank; accepted: a value, or leave the option out for its default")
     integer("--batch-size", cfg.batch_size, 1)
     if isinstance(cfg.n_seeds, bool) or not isinstance(cfg.n_seeds, int) or cfg.n_seeds < 1:
         raise SteerbenchError(f"--seeds {cfg.n_seeds} is not a number of training seeds; give 1 or more")
@@ -78,9 +105,17 @@ def validate_config(cfg: "RunConfig") -> None:
         raise SteerbenchError("no methods given; give --methods with a comma list of registry names")
     for spec in parse_plugins(cfg.plugins):  # importable, a SteeringMethod, a free name: registered here
         load_plugin(spec)
-    unknown = [m for m in cfg.methods if m not in REGISTRY]
+    unknown = [m for m in [*cfg.methods, *cfg.method_options] if m not in REGISTRY]
     if unknown:
         raise SteerbenchError(f"unknown method {unknown[0]!r}; known methods: {', '.join(REGISTRY)}")
+    for method, given in cfg.method_options.items():  # an option of a method that does not run would be ignored
+        if given and method not in cfg.methods:
+            raise SteerbenchError(f"--{method}.{next(iter(given))} is given, but {method} is not in --methods "
+                                  f"({','.join(cfg.methods)}); accepted: options of the methods that run")
+    if cfg.strength == "raw" and cfg.kl_budget != default_of(cfg, "kl_budget"):
+        raise SteerbenchError(f"--kl-budget {cfg.kl_budget:g} needs --strength matched (a raw-strength run has no KL "
+                              "budget)")
+    check_device(cfg.device)
     check_run_name(cfg.run_name)
     check_cache_layout(cfg.cache_path())
     if cfg.suffix_file:
