@@ -52,6 +52,7 @@ TUNE_REFUSALS = [
     (["--kl-budgets", "0.1,0.3"], "--kl-budgets is not a tune option"),
     (["--repeng.layers", "3"], "--repeng.layers is not a tune option"),
     (["--coeffs", ""], "--coeffs '' has a blank entry"),
+    (["--coeffs=-2,0,2"], "--coeffs is not a tune option"),
     (["--methods", "repeng,"], "--methods 'repeng,' has a blank entry"),
     (["--methods", "repeng", "--device", "gpu"], "--device 'gpu' is not a device"),  # run's own checks, in a tune
 ]

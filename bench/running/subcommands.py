@@ -15,9 +15,10 @@ from bench.running.validate import MAX_SEED, check_run_folder, default_of
 if TYPE_CHECKING:
     from bench.config import RunConfig
 
-# What tune decides itself (bench.running.tuning.tune), so a value given for it would be ignored: option -> flag
+# What tune decides itself (bench.running.tuning.tune), so a value given for it would be ignored or would
+# break the protocol (candidates are compared at -c* and +c*, as make tune says): option -> flag
 TUNE_FIXED = {"split": "--split", "strength": "--strength", "tuned": "--tuned", "tables": "--no-tables",
-              "run_name": "--run-name", "n_seeds": "--seeds", "kl_budgets": "--kl-budgets"}
+              "run_name": "--run-name", "n_seeds": "--seeds", "kl_budgets": "--kl-budgets", "coeffs": "--coeffs"}
 
 
 def check_no_extra(command: str, extra: list[str]) -> None:
@@ -28,12 +29,13 @@ def check_no_extra(command: str, extra: list[str]) -> None:
 
 
 def check_tune_options(cfg: "RunConfig") -> None:
-    """tune scores the dev split at matched strength from the built-in options, with one training seed, at
-    --kl-budget, and writes its tables and tuned file, not a run folder: those options, given, are refused."""
+    """tune scores the dev split at matched strength (-c*, +c*) from the built-in options, with one training
+    seed, at --kl-budget, and writes its tables and tuned file, not a run folder: those options, given, are
+    refused."""
     for name, flag in TUNE_FIXED.items():
         if getattr(cfg, name) != default_of(cfg, name):
-            raise SteerbenchError(f"{flag} is not a tune option (tune always scores the dev split at matched "
-                                  "strength from the built-in defaults, one training seed, at --kl-budget; "
+            raise SteerbenchError(f"{flag} is not a tune option (tune always scores the dev split at -c* and +c* "
+                                  "from the built-in defaults, one training seed, at --kl-budget; "
                                   "--tuned-name names its output); leave it out")
     for method, given in cfg.method_options.items():
         if given:
