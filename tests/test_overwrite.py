@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import bench.running.tuned_defaults
 import bench.running.tuning
 from bench.cli import main
 from bench.errors import SteerbenchError
@@ -77,7 +78,7 @@ def test_a_tune_refuses_to_replace_the_tuned_file_make_bench_reads(tmp_path, tin
                                                                    monkeypatch):
     tuned_dir = tmp_path / "tuned"
     tuned_dir.mkdir()
-    monkeypatch.setattr(bench.running.tuning, "TUNED_DIR", tuned_dir)
+    monkeypatch.setattr(bench.running.tuned_defaults, "TUNED_DIR", tuned_dir)
     tuned = tuned_dir / f"{model_slug(str(tiny_model_dir))}.json"
     tuned.write_text(json.dumps({"methods": {}}))
     args = ["tune", "--model", str(tiny_model_dir), "--data-dir", str(small_data_dir), "--results-dir",

@@ -9,6 +9,7 @@ import json
 import pandas as pd
 import pytest
 
+import bench.running.tuned_defaults
 import bench.running.tuning
 from bench.errors import SteerbenchError
 from bench.evaluation.split import dilemma_split
@@ -80,7 +81,7 @@ def tiny_grid(tmp_path):
 
 def test_a_tune_sees_only_dev_dilemmas_resumes_and_its_choice_is_loaded(tiny_model_dir, dilemmas_dir, full_split,
                                                                         tmp_path, monkeypatch):
-    monkeypatch.setattr(bench.running.tuning, "TUNED_DIR", tmp_path / "tuned")
+    monkeypatch.setattr(bench.running.tuned_defaults, "TUNED_DIR", tmp_path / "tuned")
     seen = rendered_dilemmas(monkeypatch)
     grid = tiny_grid(tmp_path)
     results = tmp_path / "results"
@@ -104,7 +105,7 @@ def test_a_tune_sees_only_dev_dilemmas_resumes_and_its_choice_is_loaded(tiny_mod
     resumed, _ = bench.running.tuning.tune(again.cfg, grid)  # a resumed tune: every candidate's fit comes from the cache
     pd.testing.assert_frame_equal(resumed.drop(columns="fit_seconds"), table.drop(columns="fit_seconds"))
     monkeypatch.undo()
-    monkeypatch.setattr(bench.running.tuning, "TUNED_DIR", tmp_path / "tuned")
+    monkeypatch.setattr(bench.running.tuned_defaults, "TUNED_DIR", tmp_path / "tuned")
 
     # A bench run loads the tuned options, records them, and an explicit option still wins.
     chosen = tuned["methods"]["repeng"]
@@ -157,7 +158,7 @@ def test_a_method_with_no_candidate_in_range_is_marked_tuned_not_untuned(tmp_pat
         "innerpissa": {"candidate": None, "options": {}, "note": "no candidate in range on dev: built-in defaults"},
         "repeng": {"candidate": "middle", "options": {"layers": "0.4:0.7"}}}}))
     cfg = RunConfig(methods=["innerpissa", "repeng", "lora"], tuned=str(tuned_file))
-    points = bench.running.tuning.starting_points(cfg)
+    points = bench.running.tuned_defaults.starting_points(cfg)
     assert points["innerpissa"]["none_in_range"] and points["innerpissa"]["options"] == {}
     assert "untuned" not in points["innerpissa"]
     assert points["repeng"]["candidate"] == "middle" and points["lora"] == {"untuned": True}

@@ -7,11 +7,12 @@ import logging
 
 import pytest
 
-import bench.running.runner
+import bench.running.tuning
 import methods
 from bench.config import RunConfig
 from bench.errors import SteerbenchError
-from bench.running.tuning import load_grid, starting_points, tune
+from bench.running.tuned_defaults import starting_points
+from bench.running.tuning import load_grid, tune
 
 
 class Started(Exception):
@@ -26,7 +27,7 @@ def test_a_tune_skips_a_method_without_a_grid_entry_with_a_log_line(monkeypatch,
         seen.append(cfg.methods)
         raise Started
 
-    monkeypatch.setattr(bench.running.runner, "Runner", runner)
+    monkeypatch.setattr(bench.running.tuning, "Runner", runner)
     with caplog.at_level(logging.INFO, logger="bench.running.tuning"), pytest.raises(Started):
         tune(RunConfig(methods=["no-grid", "repeng"]), load_grid())
     assert seen == [["repeng"]]
@@ -35,7 +36,7 @@ def test_a_tune_skips_a_method_without_a_grid_entry_with_a_log_line(monkeypatch,
 
 def test_a_tune_of_only_methods_without_a_grid_entry_is_one_line_before_any_work(monkeypatch):
     monkeypatch.setitem(methods.REGISTRY, "no-grid", "methods.repeng_pca:RepengPCA")
-    monkeypatch.setattr(bench.running.runner, "Runner", lambda cfg: pytest.fail("work started"))
+    monkeypatch.setattr(bench.running.tuning, "Runner", lambda cfg: pytest.fail("work started"))
     with pytest.raises(SteerbenchError) as err:
         tune(RunConfig(methods=["no-grid"]), load_grid())
     assert "\n" not in str(err.value)

@@ -7,7 +7,8 @@ fitted artefacts by config hash, the c=0 evaluation once per model (shared by ev
 is the unsteered model), and each (steering, coefficient) chunk. A rerun of a finished run does no
 forward pass.
 
-Use: ``Runner(cfg).run()``; or ``prepare()`` then ``fit(name)`` / ``sweep`` for one piece (tests, tune).
+Use: ``Runner(cfg).run()``; or ``prepare()`` then ``fit(name)`` for one piece (tests), ``unsteered_rows()`` and
+``score(name, options, base)`` for one candidate at a time (``make tune``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -42,7 +43,7 @@ from bench.running.cost import MethodPlan, estimate
 from bench.running.provenance import environment, peak_rss_mb
 from bench.running.session import FitSession
 from bench.running.sweep import StatusBook, Sweep
-from bench.running.tuning import starting_points
+from bench.running.tuned_defaults import starting_points
 from bench.running.validate import check_method_layers, check_run_overwrite, validate_config
 from bench.store import atomic_write_frame, atomic_write_json, check_writable, stable_hash, write_status
 from bench.timing import StageClock
@@ -51,6 +52,12 @@ from methods import get_method_class
 log = logging.getLogger(__name__)
 ROW_COLUMNS = ["model", "method", "seed", "strength", "budget", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
                "logratio", "pmass", "nll", "shared_c0"]
+
+
+class Scored(NamedTuple):  # one method's fit, its swept rows and its strength facts (Runner.score)
+    fitted: Fitted
+    rows: pd.DataFrame
+    strength: dict
 
 
 class Runner:
@@ -144,6 +151,20 @@ class Runner:
         """Fit a method, or load it from the artefact cache (see ``ArtefactStore.fit``)."""
         return self.prepare().artefacts.fit(name, seed, **overrides)
 
+    def unsteered_rows(self, desc: str = "unsteered c=0") -> pd.DataFrame:
+        """The shared c=0 evaluation of the run's dilemmas (once per model, cached). With ``score``, what a tune
+        drives, one candidate at a time (``bench.running.tuning``)."""
+        return self.prepare().evaluations.chunk(NoSteering(), "base", 0.0, desc)
+
+    def score(self, name: str, options: Any, base: pd.DataFrame) -> Scored:
+        """``name`` fitted with ``options`` (its first seed) and swept over the coefficients against ``base``."""
+        self.prepare().options[name] = options
+        self.book.start(name)
+        fitted = self.fit(name)
+        chunks = self.sweep.rows(name, fitted, base)
+        return Scored(fitted, pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(),
+                      self.status[name].get("strength", {}))
+
     def continuations(self, n: int | None = 32, max_new_tokens: int = 16):
         """The base model's continuations of the pairs under each persona (cached; sign calibration, DPO)."""
         return self.prepare().session.continuations(n, max_new_tokens)
@@ -176,7 +197,7 @@ class Runner:
         atomic_write_json(self.run_dir / "environment.json",
                           environment(self.loaded, self.cfg.data_dir, self.pairs_hash, self.shard.world))
         log.info("evaluating the unsteered model (c=0, shared by every method)")
-        self.base_rows = self.evaluations.chunk(NoSteering(), "base", 0.0, "unsteered c=0")
+        self.base_rows = self.unsteered_rows()
         baseline_yesno = yes_no_probe(self.loaded, NoSteering(), 0.0, self.base_system, self.cfg.batch_size,
                                       self.cfg.min_pmass)
         chunks = []

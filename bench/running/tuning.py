@@ -26,13 +26,14 @@ import pandas as pd
 from bench.config import RunConfig, build_options
 from bench.errors import SteerbenchError
 from bench.model.loading import model_slug
-from bench.paths import data_file
 from bench.results.stats import analyse
+from bench.running import tuned_defaults
+from bench.running.runner import Runner, Scored
+from bench.running.tuned_defaults import GRID_FILE
 from bench.store import atomic_write_frame, atomic_write_json, atomic_write_text, stable_hash
+from methods import get_method_class
 
 log = logging.getLogger(__name__)
-GRID_FILE = data_file("tuning_grid.json")
-TUNED_DIR = data_file("tuned")
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,6 @@ class Grid:
 
 def load_grid(path: Path = GRID_FILE) -> Grid:
     """The grid, checked: known methods and options, a reason per candidate, unique ids, equal K."""
-    from methods import get_method_class
-
     try:
         raw = json.loads(Path(path).read_text())
         methods, k = raw["methods"], raw["k"]
@@ -109,9 +108,10 @@ def select(table: pd.DataFrame, dnll_bound: float) -> pd.DataFrame:
     return table
 
 
-def _row(cand: Candidate, runner, fitted, rows: pd.DataFrame, kl: dict, position: int) -> dict:
+def _row(cand: Candidate, runner: Runner, scored: Scored, position: int) -> dict:
+    rows, kl = scored.rows, scored.strength
     base = {"method": cand.method, "candidate": cand.id, "position": position, "options": json.dumps(cand.options),
-            "fit_seconds": fitted.meta.get("fit_seconds"), "c_star": kl.get("c_star"), "kl": kl.get("kl"),
+            "fit_seconds": scored.fitted.meta.get("fit_seconds"), "c_star": kl.get("c_star"), "kl": kl.get("kl"),
             "reason": cand.reason}
     if rows.empty:
         return {**base, "effect": math.nan, "ci_low": math.nan, "ci_high": math.nan, "se": math.nan, "n_common": 0,
@@ -131,15 +131,12 @@ def outputs(cfg: RunConfig, name: str = "") -> tuple[Path, Path]:
     ``<model>.<name>.json`` beside them (a candidate: ``--tuned <file>`` tries it, copying it promotes it)."""
     slug = model_slug(cfg.model)
     return (Path(cfg.results_dir) / slug / (f"tuning-{name}" if name else "tuning"),
-            TUNED_DIR / (f"{slug}.{name}.json" if name else f"{slug}.json"))
+            tuned_defaults.TUNED_DIR / (f"{slug}.{name}.json" if name else f"{slug}.json"))
 
 
 def tune(cfg: RunConfig, grid: Grid, name: str = "") -> tuple[pd.DataFrame, Path]:
     """Fit and score every candidate on the dev dilemmas; write the table and the tuned-defaults file (under
     ``name``: see ``outputs``)."""
-    from bench.api.steering import NoSteering
-    from bench.running.runner import Runner
-
     k = grid.k_for(cfg.model)
     for method in cfg.methods:  # a plugin needs no grid entry: it runs on its built-in defaults, marked so
         if method not in grid.candidates and method not in grid.followers:
@@ -151,20 +148,15 @@ def tune(cfg: RunConfig, grid: Grid, name: str = "") -> tuple[pd.DataFrame, Path
                               f"{grid.path.name}; methods with candidates: {', '.join(grid.candidates)}")
     cfg = dataclasses.replace(cfg, split="dev", methods=methods + [m for m in cfg.methods if m in grid.followers],
                               strength="matched", tables=False, tuned="none")  # candidates start from built-ins
-    runner = Runner(cfg).prepare()
-    base = runner.evaluations.chunk(NoSteering(), "base", 0.0, "unsteered c=0 (dev)")
+    runner = Runner(cfg)
+    base = runner.unsteered_rows("unsteered c=0 (dev)")
     records = []
     for method in methods:
-        cls = runner.method_classes[method]
+        cls = get_method_class(method)
         for position, cand in enumerate(grid.candidates[method][:k]):
             log.info("tuning %s: candidate %d of %d, %s (%s)", method, position + 1, k, cand.id, cand.reason)
-            runner.options[method] = build_options(cls, cand.options)
-            runner.book.start(method)
-            fitted = runner.fit(method)
-            chunks = runner.sweep.rows(method, fitted, base)
-            frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
-            kl = runner.status[method].get("strength", {})
-            records.append({**_row(cand, runner, fitted, frame, kl, position), "grid_sha": grid.sha})
+            scored = runner.score(method, build_options(cls, cand.options), base)
+            records.append({**_row(cand, runner, scored, position), "grid_sha": grid.sha})
         # each finished method is written at once (merged with the methods an earlier tune finished under the
         # same grid), so a tune cut off after hours keeps, and can commit, every method it completed
         table, tuned = _write(pd.DataFrame(records), grid, cfg, k, name)
@@ -219,45 +211,3 @@ def render(table: pd.DataFrame, grid: Grid, cfg: RunConfig, k: int) -> str:
             f"Selection rule (fixed before any result): {grid.selection}\n\n"
             f"Grid: `{grid.path.name}` (sha {grid.sha}). The random vector follows repeng's chosen layers.\n\n"
             + tabulate(shown, headers="keys", tablefmt="github", showindex=False) + "\n")
-
-
-def tuned_defaults(model: str, path: Path | None = None) -> dict | None:
-    """The committed tuned options for a model (None: none committed, the run is untuned)."""
-    path = path or TUNED_DIR / f"{model_slug(model)}.json"
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-        if not isinstance(data["methods"], dict):
-            raise ValueError("methods is not a mapping")
-    except (ValueError, KeyError) as exc:
-        raise SteerbenchError(f"tuned-defaults file {path} cannot be read ({type(exc).__name__}); rerun make tune") from None
-    return {**data, "path": str(path)}
-
-
-def grid_methods(path: Path = GRID_FILE) -> set[str]:
-    """The methods the grid has an entry for (read, not checked: ``load_grid`` checks a grid before a tune)."""
-    try:
-        return set(json.loads(Path(path).read_text())["methods"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return set()
-
-
-def starting_points(cfg: RunConfig) -> dict[str, dict]:
-    """Each method's starting options for a run: the committed tuned choice for this model, or untuned."""
-    tuned = None if cfg.tuned == "none" else tuned_defaults(cfg.model, None if cfg.tuned == "auto" else Path(cfg.tuned))
-    if tuned is None and cfg.tuned not in ("auto", "none"):
-        raise SteerbenchError(f"--tuned {cfg.tuned!r} is not a file; accepted: auto, none, or a tuned-defaults file")
-    out, in_grid = {}, None
-    for name in cfg.methods:
-        entry = (tuned or {}).get("methods", {}).get(name)
-        if not entry:
-            in_grid = grid_methods() if in_grid is None else in_grid
-            out[name] = {"untuned": True} if name in in_grid else {"untuned": True, "no_grid": True}
-            continue
-        source = {"file": tuned["path"], "grid_sha": tuned.get("grid_sha")}
-        if entry.get("candidate"):
-            out[name] = {**source, "candidate": entry["candidate"], "options": entry.get("options", {})}
-        else:  # tuned, but the rule found no candidate in range on dev: the built-in defaults
-            out[name] = {**source, "candidate": None, "options": {}, "none_in_range": True}
-    return out
