@@ -148,7 +148,7 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
 
 def main_table(run: str) -> str:
     table, shown = _numbers(run), _main_md(run)
-    seed_cols = [c for c in next(iter(shown.values())) if "seed" in c.lower()]  # per-seed columns, when there are
+    seed_cols = [c for c in next(iter(shown.values())) if ("seed" in c.lower() or c == "Sign-stable") and not c.startswith("p (")]
     f1 = ["Steering F1"] if "f1" in table.columns else []  # runs made before the control items have none
     header = ["Method", "Effect [95% CI]", "N common", "p (Holm)", "dNLL", "c*", *f1, *seed_cols]
     order = table.sort_values("effect", ascending=False, na_position="last").index
@@ -254,7 +254,8 @@ def _inline(kind: str, args: list[str]) -> str:
         if hit.empty:
             raise FigureError(f"{run}: no pairwise row {args[1]} - {args[2]} (pairs are listed A < B)")
         r = hit.iloc[0]
-        return f"{r['Effect A - B [95% CI]']}, Holm p {r['p (t, Holm)']}"
+        p = r["p (Holm)"] if "p (Holm)" in r else r["p (t, Holm)"]  # tables before seeds had a t-test column
+        return f"{r['Effect A - B [95% CI]']}, Holm p {p}"
     if kind == "diff":
         dom = _dominance(run)
         hit = dom[(dom["A"] == args[1]) & (dom["B"] == args[2])]
