@@ -75,3 +75,52 @@ def test_a_folder_plugin_hashes_its_whole_package_and_the_plugins_it_imports(tmp
 def test_the_built_in_plugins_hash_their_own_files():
     innerpissa, lora = get_method_class("innerpissa"), get_method_class("lora")
     assert len({method_code_hash(innerpissa), method_code_hash(lora)}) == 2
+
+
+def test_a_harness_edit_refits_what_imports_it_and_nothing_else(tmp_path, monkeypatch):
+    """The harness (here a stand-in package, so the test edits no real file) is followed like a plugin: an edit to
+    a harness module a plugin imports changes its key; an edit to one it does not (the report) changes nothing."""
+    import importlib
+
+    from bench.running import code_hash
+
+    files = {"fakebench/__init__.py": "", "fakebench/api/__init__.py": "", "fakebench/api/residual.py": "SCALE = 1\n",
+             "fakebench/results/__init__.py": "", "fakebench/results/report.py": "WIDTH = 80\n",
+             "plugx/__init__.py": "", "plugx/uses.py": "from fakebench.api.residual import SCALE\n\n\nclass Uses:\n    pass\n",
+             "plugx/alone.py": "class Alone:\n    pass\n"}
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(code_hash, "HARNESS", "fakebench")
+    uses, alone = importlib.import_module("plugx.uses").Uses, importlib.import_module("plugx.alone").Alone
+    before = (method_code_hash(uses), method_code_hash(alone))
+    (tmp_path / "fakebench/results/report.py").write_text("WIDTH = 120\n")
+    assert (method_code_hash(uses), method_code_hash(alone)) == before  # the report: nothing refits
+    (tmp_path / "fakebench/api/residual.py").write_text("SCALE = 2\n")
+    assert method_code_hash(uses) != before[0] and method_code_hash(alone) == before[1]
+    for name in [m for m in sys.modules if m.startswith(("plugx", "fakebench"))]:
+        sys.modules.pop(name)
+
+
+def test_the_real_closures_reach_the_harness_a_fit_or_score_runs_and_not_the_report():
+    from bench.running.code_hash import SCORE_MODULES, code_files
+
+    root = README.parent
+    fit = {str(p.relative_to(root)) for p in code_files(["methods.antipasto"], ("methods", "bench"))}
+    assert {"bench/api/steering.py", "bench/model/layers.py", "methods/innerpissa/layer.py"} <= fit
+    score = {str(p.relative_to(root)) for p in code_files(list(SCORE_MODULES))}
+    assert {"bench/evaluation/evaluator.py", "bench/evaluation/calibration.py", "bench/running/sweep.py"} <= score
+    assert not any(f.startswith("bench/results/") for f in fit | score), sorted(fit | score)
+
+
+def test_a_cpu_fit_and_a_cuda_fit_never_share_a_key(tiny_model_dir, small_data_dir, tmp_path, monkeypatch):
+    import torch
+
+    runner = tiny_runner(tiny_model_dir, small_data_dir, tmp_path, methods=("antipasto", "repeng"))
+    runner.prepare()
+    cpu = {m: runner.artefacts._identify(m, 0, {}) for m in ("antipasto", "repeng")}
+    monkeypatch.setattr(runner.loaded, "device", torch.device("cuda"))  # a mocked GPU: nothing runs on it
+    cuda = {m: runner.artefacts._identify(m, 0, {}) for m in ("antipasto", "repeng")}
+    assert cpu["antipasto"][1].epochs == 3 and cuda["antipasto"][1].epochs == 30  # resolved before hashing
+    assert all(cpu[m][2] != cuda[m][2] for m in cpu)
