@@ -26,7 +26,7 @@ PERF_FRONTIER ?= $(wildcard results/smollm2-135m/frontier)
 PERF_DTYPE ?= auto
 ARGS       ?=
 
-.PHONY: install install-gemma bench smoke tune frontier test lock list tables perf precision projection
+.PHONY: install install-gemma bench smoke tune frontier test test-fast lock list tables perf precision projection
 
 install: $(STAMP)
 
@@ -95,6 +95,15 @@ frontier: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check bench methods tests
 	$(PY) -m pytest
+
+# the fast tier (under 3 min on 2 CPU cores): the unit tests and the conformance suite every method gets, on the
+# tiny models; tests marked slow (whole runs) and the files of runs, trainings and launches are left to make test
+FAST_TESTS := conformance integrity plugins parameters validation untuned layout stats seed_verdicts agreement \
+	dilemmas docs_drift readme_commands readme_figures readme_plugin results_index training_volume pairs split \
+	code_hash evaluator prefix_cache models packaged packaging cost
+test-fast: $(STAMP)
+	$(PY) -m ruff check bench methods tests
+	$(PY) -m pytest -m "not slow" $(FAST_TESTS:%=tests/test_%.py)
 
 # regenerate constraints.txt from the current .venv (after a deliberate upgrade; commit it with new results)
 lock: $(STAMP)

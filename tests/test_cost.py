@@ -50,6 +50,7 @@ def test_human_durations():
     assert [human(s) for s in (12, 600, 2400, 18000)] == ["12 s", "10 min", "40 min", "5.0 h"]
 
 
+@pytest.mark.slow  # a whole run (make test-fast leaves it out)
 def test_a_run_logs_its_estimate_before_the_first_fit(tiny_model_dir, small_data_dir, tmp_path, caplog):
     from bench.config import RunConfig
     from bench.running.runner import Runner

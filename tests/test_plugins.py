@@ -121,6 +121,7 @@ def test_a_plugin_cannot_take_a_registered_name(plugin_file, tmp_path):
     assert methods.REGISTRY["repeng"] == "methods.repeng_pca:RepengPCA"
 
 
+@pytest.mark.slow  # a whole run (make test-fast leaves it out)
 def test_a_tiny_run_with_a_plugin_from_the_command_line(plugin_file, tiny_model_dir, small_data_dir, tmp_path):
     code = main(["run", "--plugin", f"{plugin_file}:TmpVector", "--methods", "tmp-vector,prompting", "--model",
                  str(tiny_model_dir), "--data-dir", str(small_data_dir), "--results-dir", str(tmp_path), "--n-dilemmas",

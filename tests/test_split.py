@@ -54,6 +54,7 @@ def rendered_dilemmas(monkeypatch) -> set:
     return seen
 
 
+@pytest.mark.slow  # a whole run per side (make test-fast leaves it out)
 @pytest.mark.parametrize("side, other", [("test", "dev"), ("dev", "test")])
 def test_a_run_renders_only_its_own_side(tiny_model_dir, dilemmas_dir, full, tmp_path, monkeypatch, side, other):
     seen = rendered_dilemmas(monkeypatch)
