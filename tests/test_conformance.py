@@ -50,8 +50,6 @@ SMALL: dict[str, dict[str, str]] = {
 # int / float options for which a negative value is meaningful, or not yet refused (with why)
 NEGATIVE_ALLOWED = {
     ("innerpissa", "measure_layer"): "a layer index: negative counts from the end",
-    # methods/antipasto is maintained apart; its validate() does not check weight_decay yet (reported)
-    ("antipasto", "weight_decay"): "not yet refused by AntiPaSTO.Options.validate()",
 }
 NAMES = [*methods.REGISTRY, README_EXAMPLE]
 

@@ -107,7 +107,8 @@ def test_the_readme_checksums_are_those_the_committed_runs_read():
 # --------------------------------------------------------------------------------- process language
 PROCESS = re.compile(r"\b(issues?|session'?s?|design card|journal'?s?|FAIL row)\b", re.I)
 SPEC = re.compile(r"\bSPEC\b")  # the project's specification file, which is not in the repository
-ALLOWED = re.compile(r"github\.com/[^)\s]*/issues")  # a link to another project's issue tracker
+# a link to another project's issue tracker, or a code name in backticks (a module such as `session.py`)
+ALLOWED = re.compile(r"github\.com/[^)\s]*/issues|`[^`]*`")
 
 
 def process_words(text: str) -> list[str]:

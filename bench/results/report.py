@@ -113,8 +113,9 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
             notes.append("sign-unstable: seeds' Effects disagree in sign")
         if st.n_seeds == 1 and info.get("seeded", method in SEEDED_BUILTINS):
             notes.append("one training seed: seed spread not measured")
-        if info.get("tuning", {}).get("untuned"):
-            notes.append("untuned (built-in defaults)")
+        tuning = info.get("tuning", {})
+        if tuning.get("untuned"):
+            notes.append("untuned (no grid)" if tuning.get("no_grid") else "untuned (built-in defaults)")
         if info.get("tuning", {}).get("none_in_range"):
             notes.append("tuned: no candidate in range on dev (built-in defaults)")
         if info.get("unsupported_coeffs"):

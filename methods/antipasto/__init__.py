@@ -118,6 +118,7 @@ class AntiPaSTO(SteeringMethod):
             for name in ("rank", "subspace", "batch_pairs", "patience"):
                 at_least(n + name.replace("_", "-"), getattr(self, name), 1)
             at_least(n + "epochs", self.epochs, 0)
+            at_least(n + "weight-decay", self.weight_decay, 0)
             names_list(n + "modules", self.modules)
             positive(n + "lr", self.lr)
             one_of(n + "separation", self.separation, ("antiparallel", "linear", "none"))

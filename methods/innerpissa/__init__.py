@@ -40,6 +40,17 @@ class InnerPiSSASteering(Steering):
     def first_steered_layer(self) -> int | None:
         return lowest_layer(self.adapters.targets)
 
+    def n_parameters(self) -> int | None:
+        """The free numbers trained: per adapted weight, the skew generators' upper triangles and delta_s."""
+        total = 0
+        for _, layer in self.adapters.items():
+            for theta in (layer.theta_v, layer.theta_u):
+                if theta is not None:
+                    total += theta.shape[0] * (theta.shape[0] - 1) // 2
+            if layer.delta_s is not None:
+                total += layer.delta_s.numel()
+        return total
+
     def trained_orientation(self) -> int | None:
         """From the last epoch's record: AntiPaSTO's ordering margins (the change of log p(cho) - log p(rej)
         at +1 and -1), InnerPiSSA's separations along the honest direction at +c and -c."""
