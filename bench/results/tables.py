@@ -109,7 +109,7 @@ def cross_method_comparisons(out: Path, value: str, stats_by_column: dict[str, d
     for column, table in pairs.items():
         shown, _ = pairwise_display(table.set_index(["a", "b"]).reindex(list(zip(first["a"], first["b"]))).reset_index())
         wide[f"{column}: Effect A - B [95% CI]"] = shown["Effect A - B [95% CI]"].to_numpy()
-        wide[f"{column}: p (t, Holm)"] = shown["p (t, Holm)"].to_numpy()
+        wide[f"{column}: p (Holm)"] = shown["p (Holm)"].to_numpy()
     columns = list(pairs)
     if len(columns) == 2:
         verdicts = pair_verdicts(pairs[columns[0]], pairs[columns[1]], ALPHA)
@@ -167,8 +167,9 @@ def cross_run_tables(run_dirs: list[Path], value: str, out: Path, seed: int = 0)
     wide = pd.DataFrame(index=pd.Index(list(dict.fromkeys(frame["method"])), name="Method"))
     for column, group in frame.groupby("column", sort=False):
         for name in shown_cols:
-            wide[f"{column}: {name}"] = [
-                next((d.get(name, "") for m, d in zip(group["method"], group["display"]) if m == method), "")
+            wide[f"{column}: {name}"] = [  # a seeded run's p is the seeds x dilemmas bootstrap's
+                next((d.get(name, d.get("p (seeds x dilemmas, Holm)", "") if name.startswith("p (") else "")
+                      for m, d in zip(group["method"], group["display"]) if m == method), "")
                 for method in wide.index]
     write_table(out, "cross_models", wide.reset_index(),
                 caption=f"{value}: the main statistics per run (one column group per model and strength)")

@@ -201,7 +201,8 @@ def pairs_table(run: str, method: str) -> str:
     hit = pw[(pw["A"] == method) | (pw["B"] == method)]
     if hit.empty:
         raise FigureError(f"{run}: no pairwise row with {method!r}")
-    cols = ["A", "B", "N common", "Effect A - B [95% CI]", "p (t, Holm)", "Note"]
+    p = "p (Holm)" if "p (Holm)" in pw.columns else "p (t, Holm)"  # tables before seeds had a t-test column
+    cols = ["A", "B", "N common", "Effect A - B [95% CI]", p, "Note"]
     return _markdown(cols, [[str(r[c]) for c in cols] for _, r in hit.iterrows()])
 
 
