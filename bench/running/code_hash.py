@@ -21,7 +21,7 @@ from pathlib import Path
 def _spec(name: str):
     try:
         return importlib.util.find_spec(name)
-    except (ImportError, ValueError):  # a module made in memory (sys.modules entry without a spec)
+    except (ImportError, ValueError, AttributeError):  # made in memory (no spec), or a name that is no module
         return None
 
 
@@ -58,16 +58,9 @@ def _imported_plugins(path: Path, roots: tuple[str, ...]) -> set[str]:
             [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
         found |= {n for n in names if n.split(".")[0] in roots and "." in n}
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] in roots:
-            found |= {f"{node.module}.{a.name}" for a in node.names if _spec_safe(f"{node.module}.{a.name}")}
+            # ``from package import module``: the name is a module only when it has a spec of its own
+            found |= {f"{node.module}.{a.name}" for a in node.names if _spec(f"{node.module}.{a.name}") is not None}
     return found
-
-
-def _spec_safe(name: str) -> bool:
-    """Whether ``name`` is a module (``from bench.api import steering``), not a class or function."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError, AttributeError):
-        return False
 
 
 def _closure_digest(modules: list[str], roots: tuple[str, ...]) -> tuple["hashlib._Hash", set[Path]]:
