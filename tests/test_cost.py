@@ -46,6 +46,29 @@ def test_seeds_multiply_searches_calibrations_and_probes_and_calibration_scales_
     assert one > few
 
 
+def test_the_fit_scales_with_the_epochs_it_will_train():
+    ref = load_reference()
+    at = {e: reference_seconds(ref, [MethodPlan("antipasto", 1, True, True, 2, epochs=e)], 298, 200, True)[0]
+          for e in (3, 9, 27)}
+    fit = ref["fit_seconds"]["antipasto"]
+    assert at[9] - at[3] == pytest.approx(2 * fit) and at[27] - at[3] == pytest.approx(8 * fit)
+    unknown, _ = reference_seconds(ref, [MethodPlan("antipasto", 1, True, True, 2)], 298, 200, True)
+    assert unknown == pytest.approx(at[3])  # no epochs known: the reference fit as it was timed
+
+
+@pytest.mark.parametrize("given, expected", [({}, 3), ({"epochs": 9}, 9)])
+def test_a_run_plans_the_epochs_its_fit_will_train(tiny_model_dir, small_data_dir, tmp_path, given, expected):
+    """Runner.plan, which the start-up estimate reads: AntiPaSTO's machine default (0) is resolved first."""
+    from bench.config import RunConfig
+    from bench.running.runner import Runner
+
+    cfg = RunConfig(model=str(tiny_model_dir), methods=["antipasto", "repeng"], n_dilemmas=4, n_pairs=8,
+                    data_dir=str(small_data_dir), results_dir=str(tmp_path), dtype="fp32", device="cpu",
+                    method_options={"antipasto": given})
+    plans = {p.name: p for p in Runner(cfg).plan()}
+    assert plans["antipasto"].epochs == expected and plans["repeng"].epochs is None
+
+
 def test_human_durations():
     assert [human(s) for s in (12, 600, 2400, 18000)] == ["12 s", "10 min", "40 min", "5.0 h"]
 

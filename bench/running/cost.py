@@ -3,7 +3,8 @@
 The estimate is the reference run's stage times (``data/cost_reference.json``: the committed default
 SmolLM2 run, measured stage by stage on a 2-core CPU with native bf16), scaled twice:
 - by the plan: how many fits (not yet cached), KL searches, sign calibrations, probes and DailyDilemmas
-  evaluations this run will do, and over how many prompts and pairs;
+  evaluations this run will do, over how many prompts and pairs, and each fit by its epochs against the
+  reference fit's (``--antipasto.epochs 27`` costs nine times the reference's 3 epochs);
 - by this machine and model: a forward probe (one no-grad forward of 8 x 64 tokens through the loaded
   model, the best of up to seven after a warm-up) against the same probe on the reference machine. The probe runs the
   real model in the run's dtype, so a bigger model, a slower CPU or a slow dtype all show in it.
@@ -20,7 +21,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pandas as pd
 import torch
@@ -62,6 +63,7 @@ class MethodPlan:
     sign: bool
     evaluations: int  # steered DailyDilemmas chunks
     n_seeds: int = 1  # training seeds evaluated: each has its own c* search, sign calibration and probe
+    epochs: float | None = None  # the fit's training epochs, where the method has them (resolved for this machine)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,21 @@ class Estimate:
         if self.fp32_seconds is not None:
             text += f"; --dtype fp32 would take about {human(self.fp32_seconds)}"
         return text + "".join(f"; {n}" for n in self.notes)
+
+
+def plan_methods(cfg, method_classes: dict, options: dict, loaded, is_cached: Callable[[str, int], bool]) -> list[MethodPlan]:
+    """What a run (``RunConfig``) will compute, method by method: fits not yet cached, a c* search, sign
+    calibration and probe per evaluated seed, the steered chunks, and each fit's epochs as it will train them
+    (machine-dependent defaults resolved, as the fit resolves them)."""
+    steered = sum(c != 0 for c in cfg.coeffs)
+    plans = []
+    for name, cls in method_classes.items():
+        seeds = cfg.seeds if cls.seeded else [cfg.seed]
+        plans.append(MethodPlan(name, n_fits=sum(not is_cached(name, s) for s in seeds),
+                                kl_search=cfg.strength == "matched", sign=cls.sign_calibrated and cfg.calibrate_sign,
+                                evaluations=steered * len(seeds) * max(len(cfg.budgets), 1), n_seeds=len(seeds),
+                                epochs=getattr(cls(options[name]).resolved(loaded), "epochs", None)))
+    return plans
 
 
 def human(seconds: float) -> str:
@@ -105,6 +122,9 @@ def reference_seconds(ref: dict, plans: Iterable[MethodPlan], n_prompts: int, n_
         if fit is None:
             fit = slowest  # a plugin without a reference: counted as the slowest reference fit
             notes.append(f"{plan.name} has no reference fit time (counted as the slowest, {human(fit)})")
+        ref_epochs = ref.get("fit_epochs", {}).get(plan.name)
+        if plan.epochs and ref_epochs:  # training time grows with the epochs (early stopping only shortens it)
+            fit *= plan.epochs / ref_epochs
         total += plan.n_fits * fit * n_pairs / ref["n_pairs"]
         if plan.kl_search:
             total += plan.n_seeds * ref["kl_seconds"].get(plan.name, ref["kl_seconds"]["other"])
@@ -164,6 +184,8 @@ def build_reference(run_dir: Path, model: torch.nn.Module) -> dict:
         "kl_seconds": {**{m: round(per_pass * (2 * kl_batches if m in discrete else passes[m]), 1) for m in methods},
                        "other": round(per_pass * sum(passes[m] for m in continuous) / len(continuous), 1)},
         "fit_seconds": {m: v["fit_seconds"] for m, v in methods.items()},
+        # the epochs each timed fit trained (0: "the machine's default", which the reference does not know)
+        "fit_epochs": {m: e for m, v in methods.items() if (e := v["meta"].get("options", {}).get("epochs"))},
         "wall_seconds": first["wall_seconds"],
     }
 

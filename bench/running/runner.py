@@ -39,7 +39,7 @@ from bench.model.loading import LoadedModel, load_model, model_slug
 from bench.results.display import write_summary
 from bench.running.artefacts import ArtefactStore, Fitted
 from bench.running.code_hash import score_code_hash
-from bench.running.cost import MethodPlan, estimate
+from bench.running.cost import MethodPlan, estimate, plan_methods
 from bench.running.provenance import environment, peak_rss_mb
 from bench.running.session import FitSession
 from bench.running.sweep import StatusBook, Sweep
@@ -240,15 +240,8 @@ class Runner:
 
     def plan(self) -> list[MethodPlan]:
         """What this run will compute, method by method (for the wall-time estimate)."""
-        cfg, plans = self.prepare().cfg, []
-        steered = sum(c != 0 for c in cfg.coeffs)
-        for name, cls in self.method_classes.items():
-            seeds = cfg.seeds if cls.seeded else [cfg.seed]
-            to_fit = sum(not self.artefacts.is_cached(name, s) for s in seeds)
-            plans.append(MethodPlan(name, n_fits=to_fit, kl_search=cfg.strength == "matched",
-                                    sign=cls.sign_calibrated and cfg.calibrate_sign,
-                                    evaluations=steered * len(seeds) * max(len(cfg.budgets), 1), n_seeds=len(seeds)))
-        return plans
+        self.prepare()
+        return plan_methods(self.cfg, self.method_classes, self.options, self.loaded, self.artefacts.is_cached)
 
     def _log_estimate(self) -> None:
         if not self.shard.main:
