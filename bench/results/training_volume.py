@@ -63,7 +63,7 @@ def choose(table: pd.DataFrame) -> list[bool]:
 
 
 def volume_plot(table: pd.DataFrame, method: str, value: str):
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    fig, ax = plt.subplots(figsize=(5.4, 3.8))
     for i, r in table.iterrows():
         effects = [float(x) for x in r["Effect per seed"].split(" / ")] if r["Effect per seed"] else []
         steps = [float(s) for s in str(r["steps run (per seed)"]).split(" / ")] if effects else []
@@ -71,12 +71,16 @@ def volume_plot(table: pd.DataFrame, method: str, value: str):
     ax.errorbar(table["steps planned"], table["effect"],
                 yerr=[table["effect"] - table["ci_low"], table["ci_high"] - table["effect"]],
                 fmt="o-", color="C0", capsize=3, zorder=3, label="mean over seeds, 95% CI (seeds x dilemmas)")
+    for _, r in table[table["chosen"]].iterrows():  # the default the rule picks
+        ax.annotate("chosen", (r["steps planned"], r["effect"]), textcoords="offset points", xytext=(6, 6), fontsize=7)
     ax.axhline(0, color="0.3", lw=0.7)
     ax.set_xscale("log")
+    ax.set_xticks(table["steps planned"], [f"{s:g}" for s in table["steps planned"]])  # the steps run, not 10^k
+    ax.minorticks_off()
     ax.set_xlabel("optimiser steps (planned; grey: steps each seed ran)")
     ax.set_ylabel(f"Effect on {value.split('/')[-1]} (dev)")
     ax.set_title(f"{method}: Effect against training volume")
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: no overlap
     return fig
 
 
