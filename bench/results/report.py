@@ -116,7 +116,7 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
         tuning = info.get("tuning", {})
         if tuning.get("untuned"):
             notes.append("untuned (no grid)" if tuning.get("no_grid") else "untuned (built-in defaults)")
-        if info.get("tuning", {}).get("none_in_range"):
+        if tuning.get("none_in_range"):
             notes.append("tuned: no candidate in range on dev (built-in defaults)")
         if info.get("unsupported_coeffs"):
             notes.append("no rows at c=" + ",".join(f"{c:g}" for c in info["unsupported_coeffs"]))

@@ -94,10 +94,7 @@ class ArtefactStore:
         """(training seed, options, artefact key, {config_key, code_hash}) of a fit."""
         cls = self.method_class(name)
         seed = self.default_seed if seed is None or not cls.seeded else seed
-        options = self.options.get(name) or cls.Options()
-        if overrides:
-            options = dataclasses.replace(options, **overrides)
-        options = cls(options).resolved(self.loaded)  # machine-dependent defaults made explicit before hashing
+        options = self.resolved_options(name, overrides)
         # The batch size changes the numerics of fits (padding), so it is in the key; CACHE_VERSION via
         # cache_key. Sign calibration is not part of a fit: it is cached per evaluated magnitude (``beside``).
         # The device type too: a default may depend on it (AntiPaSTO's epochs) and so do the kernels.
@@ -107,6 +104,15 @@ class ArtefactStore:
         # config_key, the key without it, finds the same fit made from other source (for the log line).
         code = method_code_hash(cls)
         return seed, options, cache_key({**config, "code": code}), {"config_key": cache_key(config), "code_hash": code}
+
+    def resolved_options(self, name: str, overrides: dict[str, Any] | None = None) -> Any:
+        """The options a fit of ``name`` trains with, as they are hashed: the run's (or the method's defaults),
+        the overrides, and machine-dependent defaults made explicit (AntiPaSTO's epochs)."""
+        cls = self.method_class(name)
+        options = self.options.get(name) or cls.Options()
+        if overrides:
+            options = dataclasses.replace(options, **overrides)
+        return cls(options).resolved(self.loaded)
 
     def _say_why_refit(self, name: str, config_key: str) -> None:
         """Log when the same fit is cached from another version of the plugin's code."""

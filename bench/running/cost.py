@@ -21,7 +21,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import pandas as pd
 import torch
@@ -84,18 +84,18 @@ class Estimate:
         return text + "".join(f"; {n}" for n in self.notes)
 
 
-def plan_methods(cfg, method_classes: dict, options: dict, loaded, is_cached: Callable[[str, int], bool]) -> list[MethodPlan]:
-    """What a run (``RunConfig``) will compute, method by method: fits not yet cached, a c* search, sign
-    calibration and probe per evaluated seed, the steered chunks, and each fit's epochs as it will train them
-    (machine-dependent defaults resolved, as the fit resolves them)."""
+def plan_methods(cfg, method_classes: dict, artefacts) -> list[MethodPlan]:
+    """What a run (``RunConfig``) will compute, method by method: fits not yet in ``artefacts`` (the run's
+    ``ArtefactStore``), a c* search, sign calibration and probe per evaluated seed, the steered chunks, and
+    each fit's epochs as the store resolves them for the fit."""
     steered = sum(c != 0 for c in cfg.coeffs)
     plans = []
     for name, cls in method_classes.items():
         seeds = cfg.seeds if cls.seeded else [cfg.seed]
-        plans.append(MethodPlan(name, n_fits=sum(not is_cached(name, s) for s in seeds),
+        plans.append(MethodPlan(name, n_fits=sum(not artefacts.is_cached(name, s) for s in seeds),
                                 kl_search=cfg.strength == "matched", sign=cls.sign_calibrated and cfg.calibrate_sign,
                                 evaluations=steered * len(seeds) * max(len(cfg.budgets), 1), n_seeds=len(seeds),
-                                epochs=getattr(cls(options[name]).resolved(loaded), "epochs", None)))
+                                epochs=getattr(artefacts.resolved_options(name), "epochs", None)))
     return plans
 
 

@@ -241,7 +241,7 @@ class Runner:
     def plan(self) -> list[MethodPlan]:
         """What this run will compute, method by method (for the wall-time estimate)."""
         self.prepare()
-        return plan_methods(self.cfg, self.method_classes, self.options, self.loaded, self.artefacts.is_cached)
+        return plan_methods(self.cfg, self.method_classes, self.artefacts)
 
     def _log_estimate(self) -> None:
         if not self.shard.main:

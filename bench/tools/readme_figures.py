@@ -195,14 +195,18 @@ def verdicts_table(run: str) -> str:
     return _markdown(["A", "B", "verdict", "budgets both in range"], rows)
 
 
+def _pair_p(columns) -> str:
+    """The pairwise table's Holm p column: "p (Holm)", or "p (t, Holm)" in tables made before seeds."""
+    return "p (Holm)" if "p (Holm)" in columns else "p (t, Holm)"
+
+
 def pairs_table(run: str, method: str) -> str:
     """The run's method-against-method rows that involve ``method``."""
     pw = _pairwise(run)
     hit = pw[(pw["A"] == method) | (pw["B"] == method)]
     if hit.empty:
         raise FigureError(f"{run}: no pairwise row with {method!r}")
-    p = "p (Holm)" if "p (Holm)" in pw.columns else "p (t, Holm)"  # tables before seeds had a t-test column
-    cols = ["A", "B", "N common", "Effect A - B [95% CI]", p, "Note"]
+    cols = ["A", "B", "N common", "Effect A - B [95% CI]", _pair_p(pw.columns), "Note"]
     return _markdown(cols, [[str(r[c]) for c in cols] for _, r in hit.iterrows()])
 
 
@@ -255,8 +259,7 @@ def _inline(kind: str, args: list[str]) -> str:
         if hit.empty:
             raise FigureError(f"{run}: no pairwise row {args[1]} - {args[2]} (pairs are listed A < B)")
         r = hit.iloc[0]
-        p = r["p (Holm)"] if "p (Holm)" in r else r["p (t, Holm)"]  # tables before seeds had a t-test column
-        return f"{r['Effect A - B [95% CI]']}, Holm p {p}"
+        return f"{r['Effect A - B [95% CI]']}, Holm p {r[_pair_p(r.index)]}"
     if kind == "diff":
         dom = _dominance(run)
         hit = dom[(dom["A"] == args[1]) & (dom["B"] == args[2])]
