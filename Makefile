@@ -100,7 +100,7 @@ test: $(STAMP)
 # tiny models; tests marked slow (whole runs) and the files of runs, trainings and launches are left to make test
 FAST_TESTS := conformance integrity plugins parameters validation untuned layout stats seed_verdicts agreement \
 	dilemmas docs_drift readme_commands readme_figures readme_plugin results_index training_volume pairs split \
-	code_hash evaluator prefix_cache models packaged packaging cost
+	code_hash evaluator prefix_cache models packaged packaging cost run_costs
 test-fast: $(STAMP)
 	$(PY) -m ruff check bench methods tests
 	$(PY) -m pytest -m "not slow" $(FAST_TESTS:%=tests/test_%.py)

@@ -5,20 +5,16 @@ bf16 GEMM rates at the model's shapes.
 Timings are medians of interleaved repeats; ratios compare runs made back to back on the same
 batches, so a noisy machine shifts both sides alike. Nothing here is asserted: these are benchmarks.
 
-Why one module of about 310 lines: the benchmarks share one loaded model, one batch set and one timing
-helper, and ``make perf`` reports their ratios side by side; it is a tool, not a library others import.
+The timing helpers are in ``bench.tools.timing``; what a finished run cost (``PERF_RUN``, ``PERF_FRONTIER``),
+read from its ``status.json``, in ``bench.tools.run_costs``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
-import statistics
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,38 +34,8 @@ from bench.model.chat import DEFAULT_SYSTEM
 from bench.model.dtype_choice import PROBE_TOKENS, cpu_capability, measure_linear_gflops
 from bench.model.loading import load_model
 from bench.model.prefix_cache import PrefixPlan
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def speedup(reference, candidate, repeats: int) -> float:
-    """Median over interleaved pairs of time(reference) / time(candidate) (> 1: candidate is faster).
-    Interleaving makes both sides share the machine's slow and fast moments."""
-    ratios = []
-    for _ in range(repeats):
-        t_ref = median_time(reference, 1)
-        ratios.append(t_ref / median_time(candidate, 1))
-    return statistics.median(ratios)
-
-
-def per_batch_speedup(reference, candidate, n_batches: int, repeats: int) -> float:
-    """Like ``speedup``, but alternating the two sides batch by batch (``reference(i)``,
-    ``candidate(i)`` on batch i): sub-second interleaving, for ratios close to 1 on a noisy machine."""
-    ratios = []
-    for _ in range(repeats):
-        t_ref = t_cand = 0.0
-        for i in range(n_batches):
-            t_ref += median_time(lambda: reference(i), 1)
-            t_cand += median_time(lambda: candidate(i), 1)
-        ratios.append(t_ref / t_cand)
-    return statistics.median(ratios)
+from bench.tools.run_costs import run_cost_measures
+from bench.tools.timing import Measure, at_least, at_most, median_time, per_batch_speedup, speedup
 
 
 def bare_loop(model, batches, contiguous_head: bool = False, **kwargs) -> None:
@@ -96,26 +62,6 @@ def padding_fraction(token_ids, batch_size: int, sort: bool) -> float:
         pad += sum(max(lens) - n for n in lens)
         total += max(lens) * len(lens)
     return pad / total
-
-
-@dataclass
-class Measure:
-    label: str
-    value: float
-    target: str = ""
-    passed: bool | None = None  # None: informational, no target
-
-    def row(self) -> tuple:
-        verdict = "" if self.passed is None else ("PASS" if self.passed else "FAIL")
-        return self.label, f"{self.value:.4g}" if isinstance(self.value, float) else self.value, self.target, verdict
-
-
-def at_least(label: str, value: float, target: float) -> Measure:
-    return Measure(label, value, f">= {target:g}", value >= target)
-
-
-def at_most(label: str, value: float, target: float) -> Measure:
-    return Measure(label, value, f"<= {target:g}", value <= target)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -275,52 +221,10 @@ def main(argv: list[str] | None = None) -> None:
         value = again.forward_passes if what == "forward_passes" else again.work[what]
         report.append(Measure(f"4. identical rerun: {what.replace('_', ' ')} computed", value, "0", value == 0))
 
-    run_dir = Path(args.run_dir) if args.run_dir else None
-    if run_dir and (run_dir / "status.json").is_file():
-        status = json.loads((run_dir / "status.json").read_text())
-        # the first process's wall time (a folder several runs wrote holds each one's record)
-        records = list(status.get("_run", {}).get("processes", {}).values()) or [status.get("_run", {})]
-        wall = records[0].get("wall_seconds")
-        if wall:  # a run whose fits came from the cache is no cold-start measurement: the label says so
-            fits = records[0].get("computed", {}).get("fits")
-            report.append(at_most(f"6. default make bench wall time, minutes ({run_dir}; {fits} fits computed in it)",
-                                  wall / 60, 15))
-        table = [(m, i["meta"].get("fit_seconds"), round(i["meta"]["fit_seconds"] / max(i["meta"].get("n_pairs", 1), 1), 3),
-                  i["meta"].get("peak_rss_mb")) for m, i in status.items() if not m.startswith("_") and "meta" in i]
-        print("\n5. training cost per method (from the run's status.json)")
-        print(tabulate(table, headers=["method", "fit s", "s / pair", "peak RSS MB (process, so far)"], tablefmt="github"))
-        print_stages(status, f"6. the run's wall time by stage ({run_dir})")
-        print_seed_costs(status)
-    else:
-        print("\n5./6. training cost and wall time: pass PERF_RUN=<a finished default make bench run>")
-    frontier = Path(args.frontier_run) if args.frontier_run else None
-    if frontier and (frontier / "status.json").is_file():  # what the frontier's extra budgets cost, stage by stage
-        print_stages(json.loads((frontier / "status.json").read_text()), f"7. the frontier run's wall time by stage ({frontier})")
+    report += run_cost_measures(Path(args.run_dir) if args.run_dir else None,
+                                Path(args.frontier_run) if args.frontier_run else None)
     print()
     print(tabulate([m.row() for m in report], headers=["measure (one run)", "value", "target", ""], tablefmt="github"))
-
-
-def print_seed_costs(status: dict) -> None:
-    """What each training seed of each method cost in the run (fit or load; c* search, sign, probe, scoring)."""
-    rows = [(m, seed, *[v.get("seed_seconds", {}).get(k, "") for k in ("fit or load", "c*, sign, probe, scoring")])
-            for m, info in status.items() if not m.startswith("_")
-            for seed, v in (info.get("seeds") or {}).items() if v.get("seed_seconds")]
-    if rows:
-        print("\n6b. wall seconds per training seed (seeded methods repeat these per seed; 0-ish where cached)")
-        print(tabulate(rows, headers=["method", "seed", "fit or load", "c*, sign, probe, scoring"], tablefmt="github"))
-
-
-def print_stages(status: dict, title: str) -> None:
-    """A run's wall time by stage, as shares of its first process's wall time."""
-    records = list(status.get("_run", {}).get("processes", {}).values()) or [status.get("_run", {})]
-    wall, stage_seconds = records[0].get("wall_seconds"), records[0].get("stage_seconds")
-    if not (wall and stage_seconds):
-        return
-    print(f"\n{title}: {wall / 60:.1f} min in all; peak RSS {records[0].get('peak_rss_mb', '?')} MB")
-    rows = [(k, v, f"{v / wall:.1%}") for k, v in stage_seconds.items()]
-    rows.append(("outside any stage (tables, bookkeeping)", round(wall - sum(stage_seconds.values()), 1),
-                 f"{1 - sum(stage_seconds.values()) / wall:.1%}"))
-    print(tabulate(rows, headers=["stage", "seconds", "share"], tablefmt="github"))
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ Inline (``KIND RUN ...``): ``effect``/``ci``/``retention``/``cstar``/``f1``/``nc
 ``RUN METHOD [BUDGET]``, ``pair RUN A B`` (Effect(A) - Effect(B) from the pairwise table), ``diff RUN A B BUDGET``
 (the frontier's paired difference), ``verdict RUN A B``, ``wall RUN`` (its wall time), ``seeds RUN``.
 
-Why one module of about 330 lines: every figure kind is a few lines over the same cached readers of a run
-folder, and the marker grammar, the kinds and the check belong together: a reader adding a kind reads one file.
+The marker grammar, the kinds and the check live here; the cached readers of a run folder and the number
+formats they share, in ``bench.tools.figure_sources``.
 """
 
 from __future__ import annotations
@@ -30,113 +30,28 @@ import json
 import math
 import re
 import sys
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench.tools.figure_sources import (
+    ROOT,
+    FigureError,
+    ci_text,
+    dominance,
+    figure_row,
+    frontier_points,
+    main_cells,
+    method_label,
+    n_seeds,
+    num,
+    numbers,
+    p_text,
+    pairwise,
+    run_status,
+)
+
 MARKER = re.compile(r"<!-- figures:(?P<spec>[^>]*?) -->(?P<body>.*?)<!-- /figures -->", re.S)
-
-
-class FigureError(ValueError):
-    """A marker that names an unknown kind, a missing run or a method the run does not have."""
-
-
-# ------------------------------------------------------------------------------------------ reading runs
-@lru_cache(maxsize=None)
-def _numbers(run: str) -> pd.DataFrame:
-    path = ROOT / run / "tables" / "main_numbers.csv"
-    if not path.is_file():
-        raise FigureError(f"{run}: no tables/main_numbers.csv (make tables RUN={run})")
-    return pd.read_csv(path).set_index("method")
-
-
-@lru_cache(maxsize=None)
-def _status(run: str) -> dict:
-    return json.loads((ROOT / run / "status.json").read_text())
-
-
-@lru_cache(maxsize=None)
-def _frontier(run: str) -> pd.DataFrame:
-    path = ROOT / run / "tables" / "frontier_numbers.json"
-    if not path.is_file():
-        raise FigureError(f"{run}: no tables/frontier_numbers.json (not a frontier run?)")
-    return pd.DataFrame(json.loads(path.read_text()))
-
-
-@lru_cache(maxsize=None)
-def _dominance(run: str) -> pd.DataFrame:
-    return pd.read_csv(ROOT / run / "tables" / "dominance.csv")
-
-
-@lru_cache(maxsize=None)
-def _pairwise(run: str) -> pd.DataFrame:
-    return pd.read_csv(ROOT / run / "tables" / "pairwise.csv", dtype=str, keep_default_na=False)
-
-
-@lru_cache(maxsize=None)
-def _main_md(run: str) -> dict[str, dict[str, str]]:
-    """The rendered method table (tables/main.md), cell by cell: where the table code put bold, and why."""
-    lines = [ln for ln in (ROOT / run / "tables" / "main.md").read_text().splitlines() if ln.startswith("|")]
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    out = {}
-    for ln in lines[2:]:
-        cells = [c.strip() for c in ln.strip("|").split("|")]
-        out[cells[0]] = dict(zip(header, cells))
-    return out
-
-
-def _row(run: str, method: str, budget: str | None = None) -> dict:
-    if budget is None:
-        table = _numbers(run)
-        if method not in table.index:
-            raise FigureError(f"{run}: no method {method!r} (has {', '.join(table.index)})")
-        return table.loc[method].to_dict()
-    frame = _frontier(run)
-    hit = frame[(frame["method"] == method) & (frame["budget"] == float(budget))]
-    if hit.empty:
-        raise FigureError(f"{run}: no frontier point for {method} at KL {budget}")
-    return hit.iloc[0].to_dict()
-
-
-def _num(x: float, digits: int = 3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def _p(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    return f"{x:.1e}" if x < 0.001 else f"{x:.3f}" if x < 0.01 else f"{x:.2f}" if x < 0.995 else "1.0"
-
-
-def _ci(r: dict) -> str:
-    return f"{_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
-
-
-def _label(run: str, method: str, *more: str) -> str:
-    """The method with the options it ran on (the tuned candidate, or why it has none) and ``more``."""
-    tuning = _status(run).get(method, {}).get("tuning") or {}
-    cand = tuning.get("candidate")
-    if tuning.get("untuned"):
-        what = "built-in"
-    elif tuning.get("none_in_range"):
-        what = "none in range on dev"
-    elif not cand:
-        what = ""
-    elif cand == "builtin":
-        what = "built-in, chosen"
-    elif cand.startswith("follows"):
-        what = cand
-    else:
-        what = f"tuned: {cand}"
-    details = [d for d in (what, *more) if d]
-    return f"{method} ({'; '.join(details)})" if details else method
-
-
-def _seeds(run: str) -> int:
-    config = json.loads((ROOT / run / "config.json").read_text())
-    return int(config.get("n_seeds", 1))
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -147,7 +62,7 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
 
 
 def main_table(run: str) -> str:
-    table, shown = _numbers(run), _main_md(run)
+    table, shown = numbers(run), main_cells(run)
     seed_cols = [c for c in next(iter(shown.values())) if ("seed" in c.lower() or c == "Sign-stable") and not c.startswith("p (")]
     f1 = ["Steering F1"] if "f1" in table.columns else []  # runs made before the control items have none
     header = ["Method", "Effect [95% CI]", "N common", "p (Holm)", "dNLL", "c*", *f1, *seed_cols]
@@ -156,40 +71,40 @@ def main_table(run: str) -> str:
     for m in order:
         r, md = table.loc[m], shown.get(m, {})
         bold = md.get("Effect [95% CI]", "").startswith("**")
-        effect = "n/a" if math.isnan(r["effect"]) else _ci(r)
+        effect = "n/a" if math.isnan(r["effect"]) else ci_text(r)
         note = str(r.get("note") if isinstance(r.get("note"), str) else "")
         ncommon = f"{int(r['n_common'])} of {int(r['n_value'])}" + (" (out)" if not r["in_range"] else "")
-        cstar = _num(r["c_star"], 3 if r["c_star"] < 10 else 1) + (" (discrete)" if "discrete" in note else "")
-        rows.append([_label(run, m), f"**{effect}**" if bold else effect, ncommon, _p(r["p_holm"]),
-                     _num(r["dnll"]), cstar, *[_num(r["f1"], 1) for _ in f1], *[md.get(c, "") for c in seed_cols]])
+        cstar = num(r["c_star"], 3 if r["c_star"] < 10 else 1) + (" (discrete)" if "discrete" in note else "")
+        rows.append([method_label(run, m), f"**{effect}**" if bold else effect, ncommon, p_text(r["p_holm"]),
+                     num(r["dnll"]), cstar, *[num(r["f1"], 1) for _ in f1], *[md.get(c, "") for c in seed_cols]])
     return _markdown(header, rows)
 
 
 def frontier_table(run: str) -> str:
-    frame = _frontier(run)
+    frame = frontier_points(run)
     budgets = sorted(frame["budget"].unique())
-    main = json.loads((ROOT / run / "status.json").read_text()).get("_frontier", {}).get("main", 0.1)
+    main = json.loads((ROOT / run / "status.json").read_text()).get("frontier_points", {}).get("main", 0.1)
     at_main = frame[frame["budget"] == main].set_index("method")["effect"]
     order = at_main.sort_values(ascending=False, na_position="last").index
     rows = []
     for m in order:
         pts = frame[frame["method"] == m].set_index("budget")
         discrete = bool(pts["discrete"].any())
-        kl = _numbers(run).loc[m, "kl"] if m in _numbers(run).index else math.nan
-        label = _label(run, m, f"discrete, its KL {_num(kl)}" if discrete else "")
+        kl = numbers(run).loc[m, "kl"] if m in numbers(run).index else math.nan
+        label = method_label(run, m, f"discrete, its KL {num(kl)}" if discrete else "")
         cells = []
         for b in budgets:
             if discrete and b != main or b not in pts.index:
                 cells.append("")
                 continue
             p = pts.loc[b]
-            cells.append("(no common dilemma)" if math.isnan(p["effect"]) else _num(p["effect"]) + ("" if p["in_range"] else "*"))
+            cells.append("(no common dilemma)" if math.isnan(p["effect"]) else num(p["effect"]) + ("" if p["in_range"] else "*"))
         rows.append([label, *cells])
     return _markdown(["method", *[f"KL {b:g}" for b in budgets]], rows)
 
 
 def verdicts_table(run: str) -> str:
-    dom = _dominance(run)
+    dom = dominance(run)
     rows = [[r["A"], r["B"], r["verdict"], str(r["budgets both in range"])] for _, r in dom.iterrows()
             if not str(r["verdict"]).startswith("not comparable")]
     return _markdown(["A", "B", "verdict", "budgets both in range"], rows)
@@ -202,7 +117,7 @@ def _pair_p(columns) -> str:
 
 def pairs_table(run: str, method: str) -> str:
     """The run's method-against-method rows that involve ``method``."""
-    pw = _pairwise(run)
+    pw = pairwise(run)
     hit = pw[(pw["A"] == method) | (pw["B"] == method)]
     if hit.empty:
         raise FigureError(f"{run}: no pairwise row with {method!r}")
@@ -212,13 +127,13 @@ def pairs_table(run: str, method: str) -> str:
 
 def side_table(run_a: str, run_b: str) -> str:
     """Two runs' method tables side by side (the methods both have, in the first run's order)."""
-    a, b = _numbers(run_a), _numbers(run_b)
+    a, b = numbers(run_a), numbers(run_b)
     order = [m for m in a.sort_values("effect", ascending=False, na_position="last").index if m in b.index]
 
     def cells(t: pd.DataFrame, m: str) -> list[str]:
         r = t.loc[m]
         n = f"{int(r['n_common'])}" + ("" if r["in_range"] else " (out)")
-        return ["n/a" if math.isnan(r["effect"]) else _ci(r), n, _p(r["p_holm"])]
+        return ["n/a" if math.isnan(r["effect"]) else ci_text(r), n, p_text(r["p_holm"])]
 
     name_a, name_b = (json.loads((ROOT / r / "config.json").read_text())["model"] for r in (run_a, run_b))
     header = ["Method", *[f"{name}: {c}" for name in (name_a, name_b) for c in ("Effect [95% CI]", "N common", "p (Holm)")]]
@@ -230,11 +145,11 @@ def ablation_table(cross: str) -> str:
     rows = []
     for run in sources:
         config = json.loads((ROOT / run / "config.json").read_text())
-        table = _numbers(run)
+        table = numbers(run)
         for m in table.index:
             r = table.loc[m]
             opts = ", ".join(f"{k} {v}" for k, v in sorted((config.get("method_options") or {}).get(m, {}).items()))
-            rows.append([Path(run).name, opts or "(defaults)", _ci(r), str(int(r["n_common"])), _p(r["p_holm"]),
+            rows.append([Path(run).name, opts or "(defaults)", ci_text(r), str(int(r["n_common"])), p_text(r["p_holm"]),
                          f"{r['retention']:.0%}", str(r["sign"])])
     return _markdown(["run", "options", "Effect [95% CI]", "N common", "p (Holm)", "retention", "sign"], rows)
 
@@ -243,41 +158,41 @@ def ablation_table(cross: str) -> str:
 def _inline(kind: str, args: list[str]) -> str:
     run = args[0]
     if kind == "wall":
-        seconds = _status(run)["_run"]["wall_seconds"]
+        seconds = run_status(run)["_run"]["wall_seconds"]
         return f"{seconds / 60:.1f} min"
     if kind == "seeds":
-        return str(_seeds(run))
+        return str(n_seeds(run))
     if kind == "verdict":
-        dom = _dominance(run)
+        dom = dominance(run)
         hit = dom[(dom["A"] == args[1]) & (dom["B"] == args[2])]
         if hit.empty:
             raise FigureError(f"{run}: no verdict for {args[1]} against {args[2]} (pairs are listed A < B)")
         return str(hit.iloc[0]["verdict"])
     if kind == "pair":
-        pw = _pairwise(run)
+        pw = pairwise(run)
         hit = pw[(pw["A"] == args[1]) & (pw["B"] == args[2])]
         if hit.empty:
             raise FigureError(f"{run}: no pairwise row {args[1]} - {args[2]} (pairs are listed A < B)")
         r = hit.iloc[0]
         return f"{r['Effect A - B [95% CI]']}, Holm p {r[_pair_p(r.index)]}"
     if kind == "diff":
-        dom = _dominance(run)
+        dom = dominance(run)
         hit = dom[(dom["A"] == args[1]) & (dom["B"] == args[2])]
         cell = hit.iloc[0].get(f"KL {args[3]}") if len(hit) else None
         if not isinstance(cell, str):
             raise FigureError(f"{run}: no difference {args[1]} - {args[2]} at KL {args[3]}")
         return cell.replace(" p_holm ", ", Holm p ")
-    r = _row(run, args[1], args[2] if len(args) > 2 else None)
+    r = figure_row(run, args[1], args[2] if len(args) > 2 else None)
     if kind == "effect":
-        return _num(r["effect"])
+        return num(r["effect"])
     if kind == "ci":
-        return _ci(r)
+        return ci_text(r)
     if kind == "retention":
         return f"{r['retention']:.0%}"
     if kind == "cstar":
-        return _num(r["c_star"], 3 if r["c_star"] < 10 else 1)
+        return num(r["c_star"], 3 if r["c_star"] < 10 else 1)
     if kind == "f1":
-        return _num(r["f1"], 1)
+        return num(r["f1"], 1)
     if kind == "ncommon":
         return str(int(r["n_common"]))
     if kind == "capbase":  # the share of the arithmetic control items the unsteered model answers right
