@@ -67,9 +67,15 @@ def test_a_committed_run_reruns_with_overwrite_to_the_same_rows(tmp_path, tiny_m
     git(repo, "commit", "-q", "-m", "the run")
     with pytest.raises(SteerbenchError, match="is committed"):
         tiny_runner(tiny_model_dir, small_data_dir, results, **kw)
+    committed = json.loads((run_dir / "status.json").read_text())["_run"]["processes"]
+    assert len(committed) == 2  # the local rerun above was merged in, as a resumed run's process is
     again = tiny_runner(tiny_model_dir, small_data_dir, results, overwrite=True, **kw)
     again.run()
     assert again.work["fits"] == 0 and again.work["evaluations"] == 0  # every number came from the cache
+    record = json.loads((run_dir / "status.json").read_text())["_run"]
+    assert len(record["processes"]) == 1 and not set(record["processes"]) & set(committed), \
+        "the replaced run's work record is not this run's"
+    assert record["wall_seconds"] == next(iter(record["processes"].values()))["wall_seconds"]
     pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "rows.parquet"), rows)
     assert "overwrite" not in again.cfg.identity()  # --overwrite changes where, never what: same run-<hash>
 

@@ -44,7 +44,7 @@ from bench.running.provenance import environment, peak_rss_mb
 from bench.running.session import FitSession
 from bench.running.sweep import StatusBook, Sweep
 from bench.running.tuned_defaults import starting_points
-from bench.running.validate import check_method_layers, check_run_overwrite, validate_config
+from bench.running.validate import check_method_layers, check_run_overwrite, tracked_files, validate_config
 from bench.store import atomic_write_frame, atomic_write_json, check_writable, stable_hash, write_status
 from bench.timing import StageClock
 from methods import get_method_class
@@ -189,6 +189,11 @@ class Runner:
         started, started_at = time.perf_counter(), time.time()
         self.prepare()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.cfg.overwrite and tracked_files(self.run_dir / "status.json"):
+            # the committed run being replaced: its processes' work record (wall time, fits computed) is not
+            # this run's; without this, write_status would merge it in as if an earlier process of this run
+            (self.run_dir / "status.json").unlink()
+            log.info("--overwrite: %s starts a new work record (the committed run's is in git)", self.run_dir)
         if self.shard.sharded:
             log.info("process %d of %d: evaluating every %d-th batch; parts are merged in the result store",
                      self.shard.rank, self.shard.world, self.shard.world)
