@@ -47,3 +47,29 @@ def test_a_stale_figure_is_caught():
 def test_a_bad_marker_fails_in_one_line(spec, needle):
     with pytest.raises(rf.FigureError, match=re.escape(needle)):
         rf.render(spec)
+
+
+def test_the_frontier_table_reads_its_main_budget_from_the_run(tmp_path, monkeypatch):
+    """Rows are ordered by the Effect at the run's main budget (``status.json``'s ``_frontier.main``), and a
+    discrete method shows only there: moving the main budget moves both."""
+    import json
+    import shutil
+
+    from bench.tools import figure_sources
+
+    run = "results/smollm2-135m/frontier"
+    shutil.copytree(rf.ROOT / run, tmp_path / run)
+    status = json.loads((tmp_path / run / "status.json").read_text())
+    status["_frontier"]["main"] = 0.03
+    (tmp_path / run / "status.json").write_text(json.dumps(status))
+    monkeypatch.setattr(figure_sources, "ROOT", tmp_path)
+    readers = (figure_sources.run_status, figure_sources.frontier_points, figure_sources.numbers)
+    for reader in readers:
+        reader.cache_clear()
+    try:
+        rows = [line for line in rf.frontier_table(run).splitlines() if line.startswith("| prompting")]
+    finally:
+        for reader in readers:
+            reader.cache_clear()
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[1] == "" and cells[2] != "" and cells[3] == ""  # KL 0.01, 0.03 (the main one now), 0.1

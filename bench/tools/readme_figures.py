@@ -83,7 +83,7 @@ def main_table(run: str) -> str:
 def frontier_table(run: str) -> str:
     frame = frontier_points(run)
     budgets = sorted(frame["budget"].unique())
-    main = json.loads((ROOT / run / "status.json").read_text()).get("frontier_points", {}).get("main", 0.1)
+    main = run_status(run).get("_frontier", {}).get("main", 0.1)  # the budget the run reports first
     at_main = frame[frame["budget"] == main].set_index("method")["effect"]
     order = at_main.sort_values(ascending=False, na_position="last").index
     rows = []
