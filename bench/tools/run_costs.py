@@ -15,16 +15,22 @@ from tabulate import tabulate
 from bench.tools.timing import Measure, at_most
 
 
+def first_process(status: dict) -> dict:
+    """The work record of the first process that wrote the run (a folder several runs wrote holds each one's;
+    a status from before per-process records is one record)."""
+    run = status.get("_run", {})
+    return next(iter(run.get("processes", {}).values()), run)
+
+
 def run_cost_measures(run_dir: Path | None, frontier: Path | None) -> list[Measure]:
     """Print the run's cost tables; return its wall-time measure (target: 15 min for the default run)."""
     report: list[Measure] = []
     if run_dir and (run_dir / "status.json").is_file():
         status = json.loads((run_dir / "status.json").read_text())
-        # the first process's wall time (a folder several runs wrote holds each one's record)
-        records = list(status.get("_run", {}).get("processes", {}).values()) or [status.get("_run", {})]
-        wall = records[0].get("wall_seconds")
+        first = first_process(status)
+        wall = first.get("wall_seconds")
         if wall:  # a run whose fits came from the cache is no cold-start measurement: the label says so
-            fits = records[0].get("computed", {}).get("fits")
+            fits = first.get("computed", {}).get("fits")
             report.append(at_most(f"6. default make bench wall time, minutes ({run_dir}; {fits} fits computed in it)",
                                   wall / 60, 15))
         table = [(m, i["meta"].get("fit_seconds"), round(i["meta"]["fit_seconds"] / max(i["meta"].get("n_pairs", 1), 1), 3),
@@ -52,11 +58,11 @@ def print_seed_costs(status: dict) -> None:
 
 def print_stages(status: dict, title: str) -> None:
     """A run's wall time by stage, as shares of its first process's wall time."""
-    records = list(status.get("_run", {}).get("processes", {}).values()) or [status.get("_run", {})]
-    wall, stage_seconds = records[0].get("wall_seconds"), records[0].get("stage_seconds")
+    first = first_process(status)
+    wall, stage_seconds = first.get("wall_seconds"), first.get("stage_seconds")
     if not (wall and stage_seconds):
         return
-    print(f"\n{title}: {wall / 60:.1f} min in all; peak RSS {records[0].get('peak_rss_mb', '?')} MB")
+    print(f"\n{title}: {wall / 60:.1f} min in all; peak RSS {first.get('peak_rss_mb', '?')} MB")
     rows = [(k, v, f"{v / wall:.1%}") for k, v in stage_seconds.items()]
     rows.append(("outside any stage (tables, bookkeeping)", round(wall - sum(stage_seconds.values()), 1),
                  f"{1 - sum(stage_seconds.values()) / wall:.1%}"))
