@@ -8,14 +8,13 @@ from scipy import stats as sps
 from bench.evaluation.dilemmas import load_dilemmas, select_subset
 from bench.results.display import main_display
 from bench.results.report import method_table, pairwise_table
+from bench.results.shape import normalized_gain, per_dilemma_spearman
 from bench.results.stats import (
     analyse,
     bootstrap_mean_ci,
     dilemma_scores,
     holm,
-    normalized_gain,
     paired_difference,
-    per_dilemma_spearman,
     row_labels,
     seed_dilemma_ci,
 )

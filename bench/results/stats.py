@@ -13,8 +13,8 @@ Every comparison between coefficients uses the *common* dilemmas: those scored a
 (and every training seed) of the method. Comparing whatever survived at each end separately lets a
 method that breaks the answer format at one end report the survivors' bias as its Effect.
 
-Why one module of about 300 lines: every statistic here rests on the same unit (the pair-complete
-dilemma) and its common-dilemma rule; split apart, the convention would be restated in each piece.
+How one dilemma's score follows the coefficient (slope, monotonicity, the normalised gain) is in
+``bench.results.shape``; the resampling (bootstraps, seed-aware intervals, Holm) in ``bench.results.resampling``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from bench.evaluation.coefficients import endpoints  # noqa: F401  (re-exported: the tables import it from here)
 from bench.results.resampling import (  # noqa: F401  (re-exported: the tables import them from here)
@@ -39,6 +38,7 @@ from bench.results.resampling import (  # noqa: F401  (re-exported: the tables i
     seed_dilemma_bootstrap,
     seed_dilemma_ci,
 )
+from bench.results.shape import normalized_gain, per_dilemma_slope, per_dilemma_spearman
 
 MIN_PMASS = 0.5
 MIN_RETENTION = 0.8  # the worse end must keep this share of the dilemmas valid at c=0 ...
@@ -99,33 +99,6 @@ def common_only(scores: pd.DataFrame) -> pd.DataFrame:
     combos = scores[["method", "seed", "coeff"]].drop_duplicates().groupby("method").size()
     have = scores.groupby(["method", "value", "dilemma_idx"])["score"].transform("size")
     return scores[have.to_numpy() == scores["method"].map(combos).to_numpy()]
-
-
-def normalized_gain(effect: float, monotonicity: float, dnll: float) -> float:
-    """100 * Effect * max(0, monotonicity) / (1 + dNLL)  (journal 2025-11-14, with the dilemma-level
-    monotonicity in place of the three-point Spearman rho of the means, which is a step function)."""
-    if not all(np.isfinite([effect, monotonicity, dnll])) or dnll <= -1:
-        return math.nan
-    return 100.0 * effect * max(0.0, monotonicity) / (1.0 + dnll)
-
-
-def per_dilemma_spearman(coeffs: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Spearman rho of each row of ``scores`` (dilemmas x coefficients) against ``coeffs``; 0 where a
-    dilemma's scores are all tied (no order to speak of)."""
-    ranks = sps.rankdata(scores, axis=-1)
-    cr = sps.rankdata(coeffs)
-    rc = ranks - ranks.mean(-1, keepdims=True)
-    cc = cr - cr.mean()
-    denom = np.sqrt((rc ** 2).sum(-1) * (cc ** 2).sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = (rc * cc).sum(-1) / denom
-    return np.where(denom > 0, rho, 0.0)
-
-
-def per_dilemma_slope(coeffs: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Least-squares slope of each row of ``scores`` over ``coeffs``."""
-    cc = coeffs - coeffs.mean()
-    return ((scores - scores.mean(-1, keepdims=True)) * cc).sum(-1) / (cc ** 2).sum()
 
 
 def sign_stable(effects: list[float], cis: list[tuple[float, float]]) -> bool | None:

@@ -1,11 +1,11 @@
 """One benchmark run: fit every method on the honesty pairs, sweep coefficients, store rows.
 
 The run is assembled from one module per concept: ``artefacts`` (fit or load, lock, cache beside),
-``evaluations`` (scored chunks, shard parts), ``sweep`` (strength, sign, coefficients, status facts) and
-``provenance`` (what made the run). Work is done once and cached under ``results/<model>/cache/``:
-fitted artefacts by config hash, the c=0 evaluation once per model (shared by every method whose c=0
-is the unsteered model), and each (steering, coefficient) chunk. A rerun of a finished run does no
-forward pass.
+``evaluations`` (scored chunks, shard parts), ``sweep`` (strength, sign, coefficients, status facts),
+``provenance`` (what made the run) and ``run_record`` (what a finished run writes). Work is done once and
+cached under ``results/<model>/cache/``: fitted artefacts by config hash, the c=0 evaluation once per model
+(shared by every method whose c=0 is the unsteered model), and each (steering, coefficient) chunk. A rerun of
+a finished run does no forward pass.
 
 Use: ``Runner(cfg).run()``; or ``prepare()`` then ``fit(name)`` for one piece (tests), ``unsteered_rows()`` and
 ``score(name, options, base)`` for one candidate at a time (``make tune``).
@@ -36,22 +36,20 @@ from bench.evaluation.probe import yes_no_probe
 from bench.evaluation.split import restrict
 from bench.model.chat import DEFAULT_SYSTEM
 from bench.model.loading import LoadedModel, load_model, model_slug
-from bench.results.display import write_summary
 from bench.running.artefacts import ArtefactStore, Fitted
 from bench.running.code_hash import score_code_hash
 from bench.running.cost import MethodPlan, estimate, plan_methods
 from bench.running.provenance import environment, peak_rss_mb
+from bench.running.run_record import write_outcome, write_rows
 from bench.running.session import FitSession
 from bench.running.sweep import StatusBook, Sweep
 from bench.running.tuned_defaults import starting_points
 from bench.running.validate import check_method_layers, check_run_overwrite, tracked_files, validate_config
-from bench.store import atomic_write_frame, atomic_write_json, check_writable, stable_hash, write_status
+from bench.store import atomic_write_json, check_writable, stable_hash
 from bench.timing import StageClock
 from methods import get_method_class
 
 log = logging.getLogger(__name__)
-ROW_COLUMNS = ["model", "method", "seed", "strength", "budget", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
-               "logratio", "pmass", "nll", "shared_c0"]
 
 
 class Scored(NamedTuple):  # one method's fit, its swept rows and its strength facts (Runner.score)
@@ -224,21 +222,13 @@ class Runner:
         if not self.shard.main:  # its parts are in the store; the main process writes the run
             log.info("process %d of %d: finished my share of the evaluation", self.shard.rank, self.shard.world)
             return self.run_dir
-        self._write_rows(chunks)
+        write_rows(self.run_dir, self.cfg, chunks, self.dilemmas.rows, self.split, self.sweep.control.frame())
         self.sweep.examples.write(self.run_dir, self.cfg.target)
         self.status["_baseline"] = {"yesno": baseline_yesno}  # the unsteered model on the yes/no probe
-        if len(self.cfg.budgets) > 1:  # the tables read the main budget; bench.results.frontier reads them all
-            self.status["_frontier"] = {"budgets": self.cfg.budgets, "main": self.cfg.kl_budget}
         work = {"forward_passes": self.forward_passes, "computed": self.work, "stage_seconds": self.clock.as_dict(),
                 "estimate": self.estimate,
                 "wall_seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": peak_rss_mb()}
-        self.book.methods = write_status(self.run_dir, self.status, work, started_at)  # merged with concurrent runs'
-        table = write_summary(self.run_dir, self.cfg.target, self.cfg.min_pmass)  # seconds: not a stage
-        print(table)
-        if self.cfg.tables:  # every table and plot, from the rows just written (what make tables rebuilds)
-            from bench.results.tables import build_tables
-
-            build_tables(self.run_dir, self.cfg.target, self.cfg.min_pmass)
+        self.book.methods = write_outcome(self.run_dir, self.cfg, self.status, work, started_at)
         log.info("results in %s (%d forward passes this run%s)", self.run_dir, self.forward_passes,
                  "; tables/ and plots/ beside the rows" if self.cfg.tables else "")
         return self.run_dir
@@ -258,16 +248,3 @@ class Runner:
         log.info("%s", guess.line())
         self.estimate = {"seconds": round(guess.seconds), "probe_seconds": round(guess.probe_seconds, 4),
                          "scale": round(guess.scale, 3), "line": guess.line()}
-
-    def _write_rows(self, chunks: list[pd.DataFrame]) -> None:
-        rows = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(
-            columns=["idx", "logratio", "pmass", "nll", "method", "coeff", "effective_coeff", "shared_c0", "seed", "budget"])
-        rows = rows.merge(self.dilemmas.rows[["idx", "dilemma_idx", "action_type"]], on="idx", how="left")
-        rows["model"] = self.cfg.model
-        rows["strength"] = self.cfg.strength
-        rows = rows[ROW_COLUMNS].sort_values(["method", "seed", "budget", "coeff", "dilemma_idx", "idx"]).reset_index(drop=True)
-        atomic_write_frame(self.run_dir / "rows.parquet", rows)
-        labels = self.dilemmas.rows[["idx", "dilemma_idx", "action_type", "action", "labels"]]
-        labels = labels.assign(split=labels["dilemma_idx"].map(self.split))
-        atomic_write_frame(self.run_dir / "dilemmas.parquet", labels)
-        atomic_write_frame(self.run_dir / "control.parquet", self.sweep.control.frame())  # off-target items

@@ -113,3 +113,8 @@ def method_label(run: str, method: str, *more: str) -> str:
 def n_seeds(run: str) -> int:
     config = json.loads((ROOT / run / "config.json").read_text())
     return int(config.get("n_seeds", 1))
+
+
+def pair_p_column(columns) -> str:
+    """The pairwise table's Holm p column: "p (Holm)", or "p (t, Holm)" in tables made before seeds."""
+    return "p (Holm)" if "p (Holm)" in columns else "p (t, Holm)"

@@ -19,8 +19,9 @@ Inline (``KIND RUN ...``): ``effect``/``ci``/``retention``/``cstar``/``f1``/``nc
 ``RUN METHOD [BUDGET]``, ``pair RUN A B`` (Effect(A) - Effect(B) from the pairwise table), ``diff RUN A B BUDGET``
 (the frontier's paired difference), ``verdict RUN A B``, ``wall RUN`` (its wall time), ``seeds RUN``.
 
-The marker grammar, the kinds and the check live here; the cached readers of a run folder and the number
-formats they share, in ``bench.tools.figure_sources``.
+The marker grammar, the table kinds and the check live here; the inline kinds in
+``bench.tools.inline_figures``; the cached readers of a run folder and the number formats they share, in
+``bench.tools.figure_sources``.
 """
 
 from __future__ import annotations
@@ -39,17 +40,17 @@ from bench.tools.figure_sources import (
     FigureError,
     ci_text,
     dominance,
-    figure_row,
     frontier_points,
     main_cells,
     method_label,
-    n_seeds,
     num,
     numbers,
     p_text,
+    pair_p_column,
     pairwise,
     run_status,
 )
+from bench.tools.inline_figures import inline
 
 MARKER = re.compile(r"<!-- figures:(?P<spec>[^>]*?) -->(?P<body>.*?)<!-- /figures -->", re.S)
 
@@ -110,18 +111,13 @@ def verdicts_table(run: str) -> str:
     return _markdown(["A", "B", "verdict", "budgets both in range"], rows)
 
 
-def _pair_p(columns) -> str:
-    """The pairwise table's Holm p column: "p (Holm)", or "p (t, Holm)" in tables made before seeds."""
-    return "p (Holm)" if "p (Holm)" in columns else "p (t, Holm)"
-
-
 def pairs_table(run: str, method: str) -> str:
     """The run's method-against-method rows that involve ``method``."""
     pw = pairwise(run)
     hit = pw[(pw["A"] == method) | (pw["B"] == method)]
     if hit.empty:
         raise FigureError(f"{run}: no pairwise row with {method!r}")
-    cols = ["A", "B", "N common", "Effect A - B [95% CI]", _pair_p(pw.columns), "Note"]
+    cols = ["A", "B", "N common", "Effect A - B [95% CI]", pair_p_column(pw.columns), "Note"]
     return _markdown(cols, [[str(r[c]) for c in cols] for _, r in hit.iterrows()])
 
 
@@ -154,52 +150,6 @@ def ablation_table(cross: str) -> str:
     return _markdown(["run", "options", "Effect [95% CI]", "N common", "p (Holm)", "retention", "sign"], rows)
 
 
-# ------------------------------------------------------------------------------------------------ inline
-def _inline(kind: str, args: list[str]) -> str:
-    run = args[0]
-    if kind == "wall":
-        seconds = run_status(run)["_run"]["wall_seconds"]
-        return f"{seconds / 60:.1f} min"
-    if kind == "seeds":
-        return str(n_seeds(run))
-    if kind == "verdict":
-        dom = dominance(run)
-        hit = dom[(dom["A"] == args[1]) & (dom["B"] == args[2])]
-        if hit.empty:
-            raise FigureError(f"{run}: no verdict for {args[1]} against {args[2]} (pairs are listed A < B)")
-        return str(hit.iloc[0]["verdict"])
-    if kind == "pair":
-        pw = pairwise(run)
-        hit = pw[(pw["A"] == args[1]) & (pw["B"] == args[2])]
-        if hit.empty:
-            raise FigureError(f"{run}: no pairwise row {args[1]} - {args[2]} (pairs are listed A < B)")
-        r = hit.iloc[0]
-        return f"{r['Effect A - B [95% CI]']}, Holm p {r[_pair_p(r.index)]}"
-    if kind == "diff":
-        dom = dominance(run)
-        hit = dom[(dom["A"] == args[1]) & (dom["B"] == args[2])]
-        cell = hit.iloc[0].get(f"KL {args[3]}") if len(hit) else None
-        if not isinstance(cell, str):
-            raise FigureError(f"{run}: no difference {args[1]} - {args[2]} at KL {args[3]}")
-        return cell.replace(" p_holm ", ", Holm p ")
-    r = figure_row(run, args[1], args[2] if len(args) > 2 else None)
-    if kind == "effect":
-        return num(r["effect"])
-    if kind == "ci":
-        return ci_text(r)
-    if kind == "retention":
-        return f"{r['retention']:.0%}"
-    if kind == "cstar":
-        return num(r["c_star"], 3 if r["c_star"] < 10 else 1)
-    if kind == "f1":
-        return num(r["f1"], 1)
-    if kind == "ncommon":
-        return str(int(r["n_common"]))
-    if kind == "capbase":  # the share of the arithmetic control items the unsteered model answers right
-        return f"{r['capability_c0']:.0%}"
-    raise FigureError(f"unknown figure kind {kind!r}")
-
-
 TABLES = {"main": main_table, "frontier": frontier_table, "verdicts": verdicts_table, "ablation": ablation_table,
           "pairs": pairs_table, "side": side_table}
 
@@ -212,7 +162,7 @@ def render(spec: str) -> str:
         raise FigureError(f"figure {spec!r}: {args[0]} is not a folder of this repository")
     if kind in TABLES:
         return TABLES[kind](*args)
-    return _inline(kind, args)
+    return inline(kind, args)
 
 
 def refresh(text: str) -> str:
