@@ -91,3 +91,13 @@ def test_dominance_over_budgets_says_undecided_by_seed_spread(dd):
     verdicts = dominance(Frontier(pd.DataFrame(records), stats, [0.01, 0.1], 0.1))
     said = verdicts.iloc[0]["verdict"]
     assert said.startswith("undecided (seed spread") and "coin dominates" in said, said
+
+
+def test_a_method_with_no_common_dilemma_is_not_called_sign_stable(dd):
+    # LoRA on Gemma: three seeds, none keeps a dilemma answerable at c = -c*, so no seed has an Effect. The table
+    # must not call that "sign-stable" (an empty set of signs agrees trivially) nor print "+nan" per seed.
+    rows = pd.concat([seeded_rows(dd.rows, "broken", [0.2, 0.1, 0.3]), seeded_rows(dd.rows, "steady", [0.1] * 3)])
+    rows.loc[(rows["method"] == "broken") & (rows["coeff"] == -1.0), "logratio"] = np.nan  # no Yes/No answer
+    table, stats = method_table(rows, dd.rows, {m: {"status": "ok"} for m in ("broken", "steady")}, TARGET, 0.0)
+    assert stats["broken"].sign_stable is None and stats["steady"].sign_stable is True
+    assert table.set_index("method").loc["broken", "effect_by_seed"] == "n/a / n/a / n/a"

@@ -105,7 +105,7 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
                "wilcoxon_p": st.wilcoxon_p, "slope": st.slope, "slope_p": st.slope_p,
                "monotonicity": st.monotonicity, "dnll": st.dnll, "gain": st.gain, "n_seeds": st.n_seeds,
                "effect_sd": st.effect_sd, "sign": sign_label(info),
-               "effect_by_seed": " / ".join(f"{e:+.3f}" for e in st.effect_by_seed) if st.n_seeds > 1 else "",
+               "effect_by_seed": " / ".join("n/a" if e != e else f"{e:+.3f}" for e in st.effect_by_seed) if st.n_seeds > 1 else "",
                "sign_stable": st.sign_stable, "p_conditional": st.p_conditional,
                "wilcoxon_p_conditional": st.wilcoxon_p_conditional}
         notes = [] if st.in_range else [st.range_note()]

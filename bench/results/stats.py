@@ -102,8 +102,9 @@ def common_only(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def sign_stable(effects: list[float], cis: list[tuple[float, float]]) -> bool | None:
-    """Every seed's Effect has the same sign, or its CI includes 0 (None: one seed, nothing to compare)."""
-    if len(effects) < 2:
+    """Every seed's Effect has the same sign, or its CI includes 0 (None: fewer than two seeds with an Effect,
+    e.g. one seed, or a method with no common dilemma: nothing to compare, so no claim of stability)."""
+    if sum(e == e for e in effects) < 2:
         return None
     signs = {np.sign(e) for e, (lo, hi) in zip(effects, cis) if not (lo <= 0 <= hi) and e == e}
     return len(signs) <= 1
