@@ -7,7 +7,6 @@ a function of the computed chunks and the run's facts, written atomically (``ben
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +15,6 @@ from bench.config import RunConfig
 from bench.results.display import write_summary
 from bench.store import atomic_write_frame, write_status
 
-log = logging.getLogger(__name__)
 ROW_COLUMNS = ["model", "method", "seed", "strength", "budget", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
                "logratio", "pmass", "nll", "shared_c0"]
 ROW_ORDER = ["method", "seed", "budget", "coeff", "dilemma_idx", "idx"]  # a fixed order: a rerun writes the same bytes

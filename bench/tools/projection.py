@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from bench.tools.perf import median_time
+from bench.tools.run_costs import first_process
 
 # Qwen/Qwen3-0.6B config.json as published (architecture fields only)
 QWEN3_0_6B = dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
              "full_logits": big["full_logits_s_per_text"] / small["full_logits_s_per_text"],
              "training": big["training_s_per_text"] / small["training_s_per_text"], "load": 1.0}
     status = json.loads((Path(args.run_dir) / "status.json").read_text())
-    process = next(iter(status["_run"]["processes"].values()))
+    process = first_process(status)
     stages = process["stage_seconds"]
     lines = [("measured on this machine", "SmolLM2-135M", "Qwen3-0.6B (random weights)", "ratio")]
     lines.append(("parameters (M)", f"{small['params'] / 1e6:.0f}", f"{big['params'] / 1e6:.0f}",
