@@ -1,5 +1,6 @@
 """Crash safety, caching and determinism of the result store, and the remaining bad-input paths."""
 
+import json
 import os
 
 import pandas as pd
@@ -74,20 +75,29 @@ def test_killed_run_resumes_to_the_same_rows(tiny_model_dir, dilemmas_dir, tmp_p
 
     env = {**os.environ, "TQDM_DISABLE": "1"}
     proc = subprocess.Popen(command(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    run_dir = tmp_path / "killed" / tiny_model_dir.name / "k"
     eval_dir = tmp_path / "killed" / tiny_model_dir.name / "cache" / "eval"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not list(eval_dir.glob("*.parquet")):
+    deadline = time.time() + 240  # killed once it has checkpointed its work (after the c=0 evaluation)
+    while time.time() < deadline and proc.poll() is None and not list((run_dir / ".work").glob("*.json")):
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     done_before = len(list(eval_dir.glob("*.parquet")))
-    assert done_before >= 1 and not (tmp_path / "killed" / tiny_model_dir.name / "k" / "rows.parquet").exists()
+    assert done_before >= 1 and not (run_dir / "rows.parquet").exists()
 
     assert subprocess.run(command(tmp_path / "killed"), capture_output=True, env=env).returncode == 0
     assert subprocess.run(command(tmp_path / "clean"), capture_output=True, env=env).returncode == 0
-    killed = pd.read_parquet(tmp_path / "killed" / tiny_model_dir.name / "k" / "rows.parquet")
+    killed = pd.read_parquet(run_dir / "rows.parquet")
     clean = pd.read_parquet(tmp_path / "clean" / tiny_model_dir.name / "k" / "rows.parquet")
     pd.testing.assert_frame_equal(killed, clean)
+
+    # the killed process's time is in the run's work record, beside the process that finished it
+    record = json.loads((run_dir / "status.json").read_text())["_run"]
+    unfinished = [p for p in record["processes"].values() if p.get("unfinished")]
+    assert len(record["processes"]) == 2 and len(unfinished) == 1
+    assert unfinished[0]["wall_seconds"] > 0 and unfinished[0]["computed"]["c0_evaluations"] == 1
+    assert record["wall_seconds"] == round(sum(p["wall_seconds"] for p in record["processes"].values()), 1)
+    assert not (run_dir / ".work").exists()  # folded in, then removed
 
 
 def test_two_runs_sharing_a_results_folder_at_once(tiny_model_dir, small_data_dir, tmp_path):

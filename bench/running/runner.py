@@ -44,7 +44,8 @@ from bench.running.run_record import write_outcome, write_rows
 from bench.running.session import FitSession
 from bench.running.sweep import StatusBook, Sweep
 from bench.running.tuned_defaults import starting_points
-from bench.running.validate import check_method_layers, check_run_overwrite, tracked_files, validate_config
+from bench.running.validate import check_method_layers, check_run_overwrite, validate_config
+from bench.running.work_log import checkpoint, discard_committed_record
 from bench.store import atomic_write_json, check_writable, stable_hash
 from bench.timing import StageClock
 from methods import get_method_class
@@ -187,11 +188,7 @@ class Runner:
         started, started_at = time.perf_counter(), time.time()
         self.prepare()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.cfg.overwrite and tracked_files(self.run_dir / "status.json"):
-            # the committed run being replaced: its processes' work record (wall time, fits computed) is not
-            # this run's; without this, write_status would merge it in as if an earlier process of this run
-            (self.run_dir / "status.json").unlink()
-            log.info("--overwrite: %s starts a new work record (the committed run's is in git)", self.run_dir)
+        discard_committed_record(self.run_dir, self.cfg.overwrite)
         if self.shard.sharded:
             log.info("process %d of %d: evaluating every %d-th batch; parts are merged in the result store",
                      self.shard.rank, self.shard.world, self.shard.world)
@@ -201,6 +198,7 @@ class Runner:
                           environment(self.loaded, self.cfg.data_dir, self.pairs_hash, self.shard.world))
         log.info("evaluating the unsteered model (c=0, shared by every method)")
         self.base_rows = self.unsteered_rows()
+        self._checkpoint(started, started_at)
         baseline_yesno = yes_no_probe(self.loaded, NoSteering(), 0.0, self.base_system, self.cfg.batch_size,
                                       self.cfg.min_pmass)
         chunks = []
@@ -219,19 +217,27 @@ class Runner:
                 log.error("METHOD FAILED: %s could not run (%s); it is listed as failed in the table", name, reason)
                 (self.run_dir / f"{name}.error.txt").write_text(traceback.format_exc())
                 self.book.fail(name, reason)
+            self._checkpoint(started, started_at)
         if not self.shard.main:  # its parts are in the store; the main process writes the run
             log.info("process %d of %d: finished my share of the evaluation", self.shard.rank, self.shard.world)
             return self.run_dir
         write_rows(self.run_dir, self.cfg, chunks, self.dilemmas.rows, self.split, self.sweep.control.frame())
         self.sweep.examples.write(self.run_dir, self.cfg.target)
         self.status["_baseline"] = {"yesno": baseline_yesno}  # the unsteered model on the yes/no probe
-        work = {"forward_passes": self.forward_passes, "computed": self.work, "stage_seconds": self.clock.as_dict(),
-                "estimate": self.estimate,
-                "wall_seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": peak_rss_mb()}
-        self.book.methods = write_outcome(self.run_dir, self.cfg, self.status, work, started_at)
+        self.book.methods = write_outcome(self.run_dir, self.cfg, self.status, self._work(started), started_at)
         log.info("results in %s (%d forward passes this run%s)", self.run_dir, self.forward_passes,
                  "; tables/ and plots/ beside the rows" if self.cfg.tables else "")
         return self.run_dir
+
+    def _work(self, started: float) -> dict:
+        """This process's work record so far (``started``: its ``time.perf_counter()`` at the start)."""
+        return {"forward_passes": self.forward_passes, "computed": self.work, "stage_seconds": self.clock.as_dict(),
+                "estimate": self.estimate,
+                "wall_seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": peak_rss_mb()}
+
+    def _checkpoint(self, started: float, started_at: float) -> None:
+        if self.shard.main:  # what a killed run spent survives it (bench.running.work_log)
+            checkpoint(self.run_dir, started_at, self._work(started))
 
     def plan(self) -> list[MethodPlan]:
         """What this run will compute, method by method (for the wall-time estimate)."""
