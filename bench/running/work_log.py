@@ -43,14 +43,13 @@ def checkpoint(run_dir: Path, started: float, work: dict) -> None:
     atomic_write_json(path, {"process": process_key(started), "work": {**work, "unfinished": True}})
 
 
-def fold_unfinished(run_dir: Path, started: float) -> list[str]:
+def fold_unfinished(run_dir: Path, started: float) -> None:
     """Move the checkpoints of this run's unfinished processes into ``status.json`` (``_run.processes``, where
     ``bench.store.write_status`` merges them with the finishing process's record and sums the totals), and drop
-    this process's own checkpoint. Returns the keys of the processes folded in."""
+    this process's own checkpoint."""
     folder = run_dir / FOLDER
     own = _checkpoint_path(run_dir, started)
     others = sorted(p for p in folder.glob("*.json") if p != own) if folder.is_dir() else []
-    folded: list[str] = []
     if others:
         path = run_dir / "status.json"
         with file_lock(run_dir / ".status.lock"):
@@ -67,11 +66,9 @@ def fold_unfinished(run_dir: Path, started: float) -> list[str]:
                 except (OSError, ValueError):  # a checkpoint cut short: its process's time is lost, not the run
                     continue
                 processes.setdefault(entry["process"], entry["work"])
-                folded.append(entry["process"])
             atomic_write_json(path, {**status, "_run": {**record, "processes": processes}})
         for p in others:
             p.unlink(missing_ok=True)
     own.unlink(missing_ok=True)
     if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
-    return folded
