@@ -357,7 +357,7 @@ def test_failed_move_of_a_corrupt_chunk_is_not_logged_as_moved(tmp_path, monkeyp
 def _write_status_many(run_dir: str, n: int) -> None:
     import time
 
-    from bench.store import write_status
+    from bench.running.work_log import write_status
 
     for i in range(n):
         write_status(Path(run_dir), {"random": {"status": "ok"}},
@@ -367,7 +367,7 @@ def _write_status_many(run_dir: str, n: int) -> None:
 def test_status_work_records_of_concurrent_runs_are_merged(tmp_path):
     import multiprocessing
 
-    from bench.store import write_status
+    from bench.running.work_log import write_status
 
     (tmp_path / "status.json").write_text(json.dumps({"_run": {"forward_passes": 5, "computed": {"fits": 2},
                                                                "wall_seconds": 3.0}}))  # an older format record

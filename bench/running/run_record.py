@@ -13,8 +13,8 @@ import pandas as pd
 
 from bench.config import RunConfig
 from bench.results.display import write_summary
-from bench.running.work_log import fold_unfinished
-from bench.store import atomic_write_frame, write_status
+from bench.running.work_log import fold_unfinished, write_status
+from bench.store import atomic_write_frame
 
 ROW_COLUMNS = ["model", "method", "seed", "strength", "budget", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
                "logratio", "pmass", "nll", "shared_c0"]

@@ -1,9 +1,10 @@
-"""A run's work record while it runs, so that a run stopped midway still leaves what it spent.
+"""A run's work record: what each process that wrote a run folder spent, kept in ``status.json``.
 
-``status.json`` gets a process's work record (wall time, fits and evaluations computed, stage times) only when
-the process finishes the run. A run killed after an hour (a closed laptop, a session limit) and resumed from
-the cache would otherwise record only the resuming process's minutes. So every process of a run checkpoints
-its record after the unsteered evaluation and after each method, in ``<run>/.work/`` (one small JSON file per
+``write_status`` merges a process's record (wall time, forward passes, fits and evaluations computed, stage
+times) with those of the run's other processes under ``_run.processes``, and sums them. It runs when the
+process finishes the run. A run killed after an hour (a closed laptop, a session limit) and resumed from the
+cache would otherwise record only the resuming process's minutes. So every process of a run checkpoints its
+record after the unsteered evaluation and after each method, in ``<run>/.work/`` (one small JSON file per
 process, replaced atomically), and the process that finishes the run folds the checkpoints of the processes
 that did not finish into ``_run.processes`` of ``status.json``, marked ``"unfinished": true``, then removes
 them and its own. ``--overwrite`` discards a committed work record, not these: they are earlier attempts at the
@@ -12,16 +13,60 @@ run being made now.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
+import os
 import re
+import socket
 from pathlib import Path
 
 from bench.running.validate import tracked_files
-from bench.store import atomic_write_json, file_lock, process_key
+from bench.store import atomic_write_json, file_lock
 
 log = logging.getLogger(__name__)
 FOLDER = ".work"
+WORK_TOTALS = ("forward_passes", "wall_seconds")
+
+
+def process_key(started: float) -> str:
+    """A process's key in a run's work record: host, pid and its run's start time (unique across runs)."""
+    when = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{socket.gethostname()}:{os.getpid()}:{when}"
+
+
+def _read_status(path: Path) -> tuple[dict, dict, dict[str, dict]]:
+    """``status.json`` (``{}`` when missing or unreadable), its ``_run`` record and that record's processes. A
+    record from before per-process records (totals only) is kept as one process, ``"earlier"``."""
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, ValueError):
+        status = {}
+    status = status if isinstance(status, dict) else {}
+    record = status.get("_run") if isinstance(status.get("_run"), dict) else {}
+    if isinstance(record.get("processes"), dict):
+        return status, record, dict(record["processes"])
+    return status, record, {"earlier": record} if record else {}
+
+
+def write_status(run_dir: Path, status: dict, work: dict, started: float) -> dict:
+    """Write ``status.json``: this run's per-method status, and under ``_run`` the work record of every process
+    that has written this run folder, merged with the file's under a lock, so two runs on one folder do not
+    erase each other's record. ``_run.processes`` maps ``host:pid:start`` (``started``: this run's
+    ``time.time()`` at its start) to a record; the top level of ``_run`` holds the totals over them
+    (``forward_passes``, ``wall_seconds``, and each ``computed`` count)."""
+    path = run_dir / "status.json"
+    with file_lock(run_dir / ".status.lock"):
+        processes = _read_status(path)[2]
+        processes[process_key(started)] = work
+        computed: dict[str, int] = {}
+        for rec in processes.values():
+            for k, v in (rec.get("computed") or {}).items():
+                computed[k] = computed.get(k, 0) + v
+        totals = {k: round(sum(rec.get(k) or 0 for rec in processes.values()), 1) for k in WORK_TOTALS}
+        merged = {**status, "_run": {**totals, "computed": computed, "processes": processes}}
+        atomic_write_json(path, merged)
+    return merged
 
 
 def discard_committed_record(run_dir: Path, overwrite: bool) -> None:
@@ -45,7 +90,7 @@ def checkpoint(run_dir: Path, started: float, work: dict) -> None:
 
 def fold_unfinished(run_dir: Path, started: float) -> None:
     """Move the checkpoints of this run's unfinished processes into ``status.json`` (``_run.processes``, where
-    ``bench.store.write_status`` merges them with the finishing process's record and sums the totals), and drop
+    ``write_status`` merges them with the finishing process's record and sums the totals), and drop
     this process's own checkpoint."""
     folder = run_dir / FOLDER
     own = _checkpoint_path(run_dir, started)
@@ -53,13 +98,7 @@ def fold_unfinished(run_dir: Path, started: float) -> None:
     if others:
         path = run_dir / "status.json"
         with file_lock(run_dir / ".status.lock"):
-            try:
-                status = json.loads(path.read_text())
-            except (OSError, ValueError):
-                status = {}
-            record = status.get("_run") if isinstance(status.get("_run"), dict) else {}
-            processes = dict(record["processes"]) if isinstance(record.get("processes"), dict) else \
-                {"earlier": record} if record else {}  # a record from before per-process records: kept
+            status, record, processes = _read_status(path)
             for p in others:
                 try:
                     entry = json.loads(p.read_text())
