@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from bench.results.report import ALPHA, SENSITIVITY_PMASS, load_run, method_table, run_strength
-from bench.results.stats import MIN_COMMON, MIN_PMASS, MIN_RETENTION
+from bench.results.report import ALPHA, SENSITIVITY_PMASS, load_run, method_table, run_min_pmass, run_strength
+from bench.results.stats import MIN_COMMON, MIN_RETENTION
 from bench.store import atomic_write_frame, atomic_write_text
 
 
@@ -137,12 +137,22 @@ def table_caption(value: str, strength: str) -> str:
             f"N common < {MIN_COMMON}. The random vector is never sign-calibrated (it is the noise floor).")
 
 
-def write_summary(run_dir: Path, value: str, min_pmass: float = MIN_PMASS, seed: int = 0) -> str:
-    rows, dilemmas, status = load_run(run_dir)
-    table, _ = method_table(rows, dilemmas, status, value, min_pmass, seed)
+def save_summary(run_dir: Path, table: pd.DataFrame, value: str, strength: str) -> str:
+    """``summary.md`` and ``summary.csv`` from a run's method table (``report.method_table``); returns the text.
+    ``build_tables`` calls it with the table it builds on, so the summary is rebuilt with every table."""
     shown, _ = main_display(table)
     body = tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt="github", disable_numparse=True)
-    text = f"{table_caption(value, run_strength(rows))}\n\n{body}"
+    text = f"{table_caption(value, strength)}\n\n{body}"
     atomic_write_frame(run_dir / "summary.csv", table)
     atomic_write_text(run_dir / "summary.md", text + "\n")
     return text
+
+
+def write_summary(run_dir: Path, value: str, min_pmass: float | None = None, seed: int = 0) -> str:
+    """The summary alone (``bench summary``, or a run made with ``--no-tables``), at the run's own min pmass
+    unless ``min_pmass`` is given."""
+    rows, dilemmas, status = load_run(run_dir)
+    if min_pmass is None:
+        min_pmass = run_min_pmass(run_dir)
+    table, _ = method_table(rows, dilemmas, status, value, min_pmass, seed)
+    return save_summary(run_dir, table, value, run_strength(rows))

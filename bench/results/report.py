@@ -58,6 +58,14 @@ def run_strength(rows: pd.DataFrame) -> str:
     return str(rows["strength"].iloc[0]) if "strength" in rows and len(rows) else "raw"
 
 
+def run_min_pmass(run_dir: Path) -> float:
+    """The answer-mass threshold the run was made with (its ``config.json``), else the default."""
+    try:
+        return float(json.loads((run_dir / "config.json").read_text()).get("min_pmass", MIN_PMASS))
+    except (OSError, ValueError):
+        return MIN_PMASS
+
+
 def run_methods(rows: pd.DataFrame, status: dict) -> list[str]:
     """Methods in table order: as run, the ones with rows and status ok."""
     return [m for m, info in status.items() if not m.startswith("_") and info.get("status") == "ok"

@@ -20,7 +20,14 @@ import pandas as pd
 
 from bench.model.loading import model_slug
 from bench.results.agreement import pair_verdicts, rank_agreement
-from bench.results.display import cell, main_display, pairwise_display, sensitivity_display, table_caption
+from bench.results.display import (
+    cell,
+    main_display,
+    pairwise_display,
+    save_summary,
+    sensitivity_display,
+    table_caption,
+)
 from bench.results.frontier import cross_model_frontier, write_frontier
 from bench.results.paper_metrics import add_f1_columns, add_paper_columns, coherence_range, load_control_rows, value_significance
 from bench.results.plots import build_plots
@@ -33,6 +40,7 @@ from bench.results.report import (
     method_table,
     pairwise_table,
     run_methods,
+    run_min_pmass,
     run_strength,
     sensitivity_table,
     value_effects,
@@ -58,10 +66,12 @@ def coefficient_table(effects: pd.DataFrame, method: str, value: str, coeffs: li
 def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed: int = 0) -> Path:
     rows, dilemmas, status = load_run(run_dir)
     if min_pmass is None:  # the threshold the run was made with
-        min_pmass = json.loads((run_dir / "config.json").read_text()).get("min_pmass", MIN_PMASS)
+        min_pmass = run_min_pmass(run_dir)
     folder = run_dir / "tables"
     coeffs = sorted(float(c) for c in rows["coeff"].unique())
     table, stats = method_table(rows, dilemmas, status, value, min_pmass, seed)
+    strength = run_strength(rows)
+    save_summary(run_dir, table, value, strength)  # the run's summary, rebuilt with its tables
     scores = dilemma_scores(rows, dilemmas, min_pmass)
     significance = value_significance(scores)  # per value: Breadth, and value_effects.csv's p columns
     table = add_paper_columns(table, status, significance)
@@ -71,7 +81,6 @@ def build_tables(run_dir: Path, value: str, min_pmass: float | None = None, seed
         front = write_frontier(run_dir, value, min_pmass, seed)
     table["coherence_range"] = coherence_range(table, status, rows, dilemmas, value, min_pmass,
                                                front.table if front is not None else None)
-    strength = run_strength(rows)
     main, bold = main_display(table)
     write_table(folder, "main", main, bold, table_caption(value, strength))
     atomic_write_frame(folder / "main_numbers.csv", table)

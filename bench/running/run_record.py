@@ -45,9 +45,11 @@ def write_outcome(run_dir: Path, cfg: RunConfig, status: dict, work: dict, start
         status["_frontier"] = {"budgets": cfg.budgets, "main": cfg.kl_budget}
     fold_unfinished(run_dir, started_at)  # earlier processes of this run that were stopped midway
     merged = write_status(run_dir, status, work, started_at)
-    print(write_summary(run_dir, cfg.target, cfg.min_pmass))  # seconds: not a stage
-    if cfg.tables:  # every table and plot, from the rows just written (what make tables rebuilds)
+    if cfg.tables:  # the summary, every table and plot, from the rows just written (what make tables rebuilds)
         from bench.results.tables import build_tables
 
         build_tables(run_dir, cfg.target, cfg.min_pmass)
+        print((run_dir / "summary.md").read_text().rstrip("\n"))
+    else:
+        print(write_summary(run_dir, cfg.target, cfg.min_pmass))  # seconds: not a stage
     return merged
