@@ -42,8 +42,13 @@ def to_latex(frame: pd.DataFrame, bold: set[tuple[int, str]] = frozenset(), capt
 
 
 def write_table(folder: Path, name: str, frame: pd.DataFrame, bold: set[tuple[int, str]] = frozenset(),
-                caption: str = "") -> None:
+                caption: str = "", p_columns: tuple[str, ...] = ()) -> None:
+    """``frame`` as CSV (unrounded), Markdown and LaTeX (3 decimals; the ``p_columns`` as p-values: below 0.001
+    in scientific notation, not rounded to 0.000)."""
     atomic_write_frame(folder / f"{name}.csv", frame)
-    shown = frame.map(lambda x: cell(x) if isinstance(x, float) else x)
+    shown = frame.copy()
+    for col in shown.columns:
+        is_p = col in p_columns
+        shown[col] = [cell(x, is_p) if isinstance(x, float) else x for x in shown[col]]
     atomic_write_text(folder / f"{name}.md", (f"{caption}\n\n" if caption else "") + to_markdown(shown, bold))
     atomic_write_text(folder / f"{name}.tex", to_latex(shown, bold, caption))

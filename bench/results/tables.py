@@ -185,7 +185,8 @@ def cross_run_tables(run_dirs: list[Path], value: str, out: Path, seed: int = 0)
     columns = {run: next(iter(frame.loc[frame["path"] == str(run), "column"]), run.name) for run in run_dirs}
     cross_method_comparisons(out, value, {columns[run]: stats for run, stats in stats_by_run.items()}, seed)
     cross_model_frontier(run_dirs, columns, value, out, seed)  # frontier runs: each model's frontier side by side
-    metrics = [k for k in ("effect", "ci_low", "ci_high", "n_common", "p_holm", "dnll", "gain") if k in frame]
+    metrics = [k for k in ("effect", "ci_low", "ci_high", "n_common", "p_holm", "retention", "in_range", "dnll", "gain",
+                           "n_seeds", "effect_by_seed", "effect_sd", "sign_stable") if k in frame]
     for method, group in frame.groupby("method"):
         if len(group) < 2:
             continue
@@ -196,6 +197,7 @@ def cross_run_tables(run_dirs: list[Path], value: str, out: Path, seed: int = 0)
         table = pd.concat([opts[differing].reset_index(drop=True),
                            group[["model", "run"] + metrics].reset_index(drop=True)], axis=1)
         write_table(out, f"ablation_{method}", table, caption=f"{method} ablation on {value}: options that differ "
-                    f"(p Holm-adjusted within each run's table)")
+                    f"(p Holm-adjusted within each run's table; with several seeds, the seeds x dilemmas bootstrap's)",
+                    p_columns=("p_holm",))
     atomic_write_json(out / "sources.json", {"runs": [str(r) for r in run_dirs], "value": value})  # results/README
     return out

@@ -137,7 +137,10 @@ def side_table(run_a: str, run_b: str) -> str:
 
 
 def ablation_table(cross: str) -> str:
+    """A cross-run folder's runs, one row per run and method, with the options that make each run; runs with
+    several training seeds add each seed's Effect, the seed SD and sign stability."""
     sources = json.loads((ROOT / cross / "sources.json").read_text())["runs"]
+    seeded = any(int(numbers(run)["n_seeds"].max()) > 1 for run in sources)
     rows = []
     for run in sources:
         config = json.loads((ROOT / run / "config.json").read_text())
@@ -145,8 +148,18 @@ def ablation_table(cross: str) -> str:
         for m in table.index:
             r = table.loc[m]
             opts = ", ".join(f"{k} {v}" for k, v in sorted((config.get("method_options") or {}).get(m, {}).items()))
-            rows.append([Path(run).name, opts or "(defaults)", ci_text(r), str(int(r["n_common"])), p_text(r["p_holm"]),
-                         f"{r['retention']:.0%}", str(r["sign"])])
+            retention = f"{r['retention']:.0%}" + ("" if r["in_range"] else " (out of range)")
+            row = [Path(run).name, opts or "(defaults)"]
+            if seeded:
+                stable = {True: "yes", False: "no"}.get(r["sign_stable"], "")
+                row += [str(r["effect_by_seed"]), ci_text(r), num(r["effect_sd"]), str(int(r["n_common"])),
+                        p_text(r["p_holm"]), retention, stable, str(r["sign"])]
+            else:
+                row += [ci_text(r), str(int(r["n_common"])), p_text(r["p_holm"]), retention, str(r["sign"])]
+            rows.append(row)
+    if seeded:
+        return _markdown(["run", "options", "Effect per seed", "mean [95% CI, seeds x dilemmas]", "seed SD",
+                          "N common", "p (Holm)", "retention", "sign-stable", "sign per seed"], rows)
     return _markdown(["run", "options", "Effect [95% CI]", "N common", "p (Holm)", "retention", "sign"], rows)
 
 
