@@ -52,6 +52,25 @@ def test_a_ci_spanning_zero_never_sits_beside_a_tiny_p(dd):
     assert steady["ci_low"] > 0 and steady["p_holm"] < 0.05
 
 
+def test_the_seed_level_t_test_is_reported_beside_the_bootstrap(dd):
+    """Three seeds all above 0 but far apart: the bootstrap cannot resample beyond the observed seeds, so its CI
+    excludes 0; the t-test over the three seed Effects (df 2) does not. Both are in the table; one seed: none."""
+    from scipy import stats as sps
+
+    table, stats = table_of(dd, {"spread": [0.11, 0.19, 0.08], "steady": [0.1, 0.11, 0.09]})
+    t = table.set_index("method")
+    spread = stats["spread"]
+    assert spread.ci_low > 0 and spread.p < 0.05  # the bootstrap: "significant"
+    assert t.loc["spread", "p_seeds_t"] == pytest.approx(sps.ttest_1samp(spread.effect_by_seed, 0.0).pvalue, rel=1e-9)
+    assert 0.05 < t.loc["spread", "p_seeds_t"] < 0.1  # over seeds alone: not
+    assert t.loc["spread", "p_seeds_t_holm"] >= t.loc["spread", "p_seeds_t"]
+    assert t.loc["steady", "p_seeds_t"] < 0.05
+    shown, _ = main_display(table)
+    assert "p over seeds (t, Holm)" in shown
+    one, _ = table_of(dd, {"single": [0.1]})
+    assert one["p_seeds_t"].isna().all()
+
+
 @pytest.mark.parametrize("draw", range(6))
 def test_the_bootstrap_p_and_percentile_ci_always_agree(draw):
     rng = np.random.default_rng(draw)

@@ -82,6 +82,7 @@ def main_display(table: pd.DataFrame) -> tuple[pd.DataFrame, set[tuple[int, str]
             shown["Seeds"] = [("" if math.isnan(n) else str(int(n))) for n in table["n_seeds"]]
             shown["Effect per seed"] = table["effect_by_seed"].fillna("")
             shown["Effect sd (seeds)"] = [cell(x) for x in table["effect_sd"]]
+            shown["p over seeds (t, Holm)"] = [cell(x, True) for x in table["p_seeds_t_holm"]]
             shown["Sign-stable"] = [{True: "yes", False: "NO"}.get(x, "") for x in table["sign_stable"]]
         shown["Sign"] = table["sign"].fillna("")
     shown["Note"] = table["note"].fillna("") if "note" in table else ""
@@ -131,7 +132,9 @@ def table_caption(value: str, strength: str) -> str:
             f"over the N common dilemmas (valid at every coefficient) of score(c+) - score(c-), BCa 95% bootstrap CI "
             f"over dilemmas; p: paired t-test and Wilcoxon signed-rank over dilemmas, Holm-adjusted across methods. "
             f"With several training seeds, the CI and p come from one two-level bootstrap (seeds, then dilemmas), so "
-            f"they carry the seed variance and agree; sign-stable: every seed's Effect has one sign or a CI with 0. "
+            f"they carry the seed variance and agree; p over seeds (t, Holm): a t-test of the per-seed Effects (df = "
+            f"seeds - 1), stricter with few seeds, since the bootstrap never resamples beyond the observed seeds; "
+            f"sign-stable: every seed's Effect has one sign or a CI with 0. "
             f"Bold: best positive Effect among in-range, sign-stable methods with Holm p < {ALPHA}. "
             f"Out of range: worse end keeps < {MIN_RETENTION:.0%} of c=0's valid dilemmas or "
             f"N common < {MIN_COMMON}. The random vector is never sign-calibrated (it is the noise floor).")

@@ -115,7 +115,7 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
                "effect_sd": st.effect_sd, "sign": sign_label(info),
                "effect_by_seed": " / ".join("n/a" if e != e else f"{e:+.3f}" for e in st.effect_by_seed) if st.n_seeds > 1 else "",
                "sign_stable": st.sign_stable, "p_conditional": st.p_conditional,
-               "wilcoxon_p_conditional": st.wilcoxon_p_conditional}
+               "wilcoxon_p_conditional": st.wilcoxon_p_conditional, "p_seeds_t": st.p_seeds_t}
         notes = [] if st.in_range else [st.range_note()]
         if st.sign_stable is False:
             notes.append("sign-unstable: seeds' Effects disagree in sign")
@@ -154,6 +154,7 @@ def method_table(rows: pd.DataFrame, dilemmas: pd.DataFrame, status: dict, value
     if "p" in table:
         table["p_holm"] = holm(table["p"].tolist())
         table["wilcoxon_p_holm"] = holm(table["wilcoxon_p"].tolist())
+        table["p_seeds_t_holm"] = holm(table["p_seeds_t"].tolist())  # over the seeded methods (NaN: unseeded)
     return table, stats
 
 

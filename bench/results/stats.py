@@ -144,6 +144,10 @@ class MethodStats:
     # several seeds ``p`` is the two-level bootstrap's, which carries the seed variance as the CI does.
     p_conditional: float = math.nan
     wilcoxon_p_conditional: float = math.nan
+    # the seed-level test: a t-test of the per-seed Effects against 0 (df = seeds - 1). With few seeds the
+    # bootstrap's resampled seeds never stray beyond the observed ones, so its CI and p are narrower than
+    # this; reported beside them, not used for bold
+    p_seeds_t: float = math.nan
 
     @property
     def in_range(self) -> bool:
@@ -237,4 +241,5 @@ def analyse(rows: pd.DataFrame, dilemma_rows: pd.DataFrame, value: str, min_pmas
         per_dilemma_seeds=pd.DataFrame(d, index=common.index, columns=[int(x) for x in seeds]),
         ci_by_seed=ci_by_seed, sign_stable=sign_stable(effect_by_seed, ci_by_seed),
         p_conditional=p_conditional, wilcoxon_p_conditional=wp_conditional,
+        p_seeds_t=one_sample_tests(np.array(effect_by_seed))[1] if len(seeds) > 1 and len(d) else math.nan,
     )

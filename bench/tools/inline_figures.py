@@ -1,5 +1,5 @@
 """The inline figures of the README and docs (``<!-- figures:KIND RUN ... -->``, one number or phrase in a
-sentence): ``effect``/``ci``/``retention``/``cstar``/``f1``/``ncommon``/``capbase`` ``RUN METHOD [BUDGET]``,
+sentence): ``effect``/``ci``/``retention``/``cstar``/``f1``/``ncommon``/``capbase``/``pseeds`` ``RUN METHOD [BUDGET]``,
 ``pair RUN A B``, ``diff RUN A B BUDGET``, ``verdict RUN A B``, ``wall RUN``, ``seeds RUN``. The marker grammar
 and the tables are in ``bench.tools.readme_figures``.
 """
@@ -13,6 +13,7 @@ from bench.tools.figure_sources import (
     figure_row,
     n_seeds,
     num,
+    p_text,
     pair_p_column,
     pairwise,
     run_status,
@@ -59,6 +60,8 @@ def inline(kind: str, args: list[str]) -> str:
         return num(r["f1"], 1)
     if kind == "ncommon":
         return str(int(r["n_common"]))
+    if kind == "pseeds":  # the t-test over the per-seed Effects: unadjusted, then Holm over the seeded methods
+        return f"{p_text(r['p_seeds_t'])} ({p_text(r['p_seeds_t_holm'])} Holm)"
     if kind == "capbase":  # the share of the arithmetic control items the unsteered model answers right
         return f"{r['capability_c0']:.0%}"
     raise FigureError(f"unknown figure kind {kind!r}")

@@ -15,7 +15,7 @@ a figure at a new run, edit the path in its marker and rerun.
 Tables (``KIND RUN``): ``main`` (the method table), ``frontier`` (Effect per method and KL budget),
 ``verdicts`` (the frontier's dominance verdicts), ``ablation CROSS`` (a cross-run folder's runs side by side),
 ``pairs RUN METHOD`` (its method-against-method rows), ``side RUN RUN`` (two runs' method tables side by side).
-Inline (``KIND RUN ...``): ``effect``/``ci``/``retention``/``cstar``/``f1``/``ncommon``/``capbase``
+Inline (``KIND RUN ...``): ``effect``/``ci``/``retention``/``cstar``/``f1``/``ncommon``/``capbase``/``pseeds``
 ``RUN METHOD [BUDGET]``, ``pair RUN A B`` (Effect(A) - Effect(B) from the pairwise table), ``diff RUN A B BUDGET``
 (the frontier's paired difference), ``verdict RUN A B``, ``wall RUN`` (its wall time), ``seeds RUN``.
 
