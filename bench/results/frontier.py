@@ -27,7 +27,7 @@ import pandas as pd
 
 from bench.results.plots import frontier_plot, save
 from bench.results.render import write_table
-from bench.results.report import ALPHA, compare, load_run, run_methods
+from bench.results.report import ALPHA, compare, load_run, run_methods, run_min_pmass
 from bench.results.stats import MIN_PMASS, MethodStats, analyse, holm
 
 
@@ -170,8 +170,7 @@ def cross_model_frontier(run_dirs: list[Path], columns: dict[Path, str], value: 
         rows, dilemmas, status = load_frontier_rows(run)
         if "_frontier" not in status:
             continue
-        config = json.loads((run / "config.json").read_text())
-        front = frontier(rows, dilemmas, status, value, config.get("min_pmass", MIN_PMASS), seed)
+        front = frontier(rows, dilemmas, status, value, run_min_pmass(run), seed)
         shown = display(front)
         effects.append(shown.assign(model=columns[run], cell=[
             f"{e}{'' if ok == 'yes' else ' (out)'}" if e else "n/a" for e, ok in zip(shown["Effect [95% CI]"],

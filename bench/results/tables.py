@@ -45,7 +45,7 @@ from bench.results.report import (
     sensitivity_table,
     value_effects,
 )
-from bench.results.stats import MIN_PMASS, common_only, dilemma_scores
+from bench.results.stats import common_only, dilemma_scores
 from bench.store import atomic_write_frame, atomic_write_json
 
 
@@ -158,7 +158,7 @@ def cross_run_tables(run_dirs: list[Path], value: str, out: Path, seed: int = 0)
     for run in run_dirs:
         rows, dilemmas, status = load_run(run)
         config = json.loads((run / "config.json").read_text())
-        table, stats = method_table(rows, dilemmas, status, value, config.get("min_pmass", MIN_PMASS), seed)
+        table, stats = method_table(rows, dilemmas, status, value, run_min_pmass(run), seed)
         stats_by_run[run] = stats
         shown, _ = main_display(table)
         for rec, disp in zip(table.to_dict("records"), shown.to_dict("records")):

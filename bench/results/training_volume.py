@@ -22,8 +22,8 @@ import pandas as pd
 
 from bench.results.plots import plt, save
 from bench.results.render import write_table
-from bench.results.report import load_run
-from bench.results.stats import MIN_PMASS, analyse
+from bench.results.report import load_run, run_min_pmass
+from bench.results.stats import analyse
 
 TARGET = "Virtue/Truthfulness"
 
@@ -36,7 +36,7 @@ def volume_records(runs: list[Path], method: str, value: str = TARGET) -> pd.Dat
         seeds = status[method].get("seeds", {})
         steps = [seeds[s]["meta"]["describe"].get("steps_run") for s in sorted(seeds, key=int)]
         planned = [seeds[s]["meta"]["describe"].get("steps_planned") for s in sorted(seeds, key=int)]
-        st = analyse(rows[rows["method"] == method], dilemmas, value, config.get("min_pmass", MIN_PMASS))
+        st = analyse(rows[rows["method"] == method], dilemmas, value, run_min_pmass(run))
         records.append({"run": run.name, "epochs": config["method_options"].get(method, {}).get("epochs"),
                         "steps planned": planned[0] if planned else math.nan,
                         "steps run (per seed)": " / ".join(str(s) for s in steps),
