@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench.config import RunConfig
 from bench.results.display import write_summary
-from bench.running.work_log import fold_unfinished, write_status
+from bench.running.work_log import write_status
 from bench.store import atomic_write_frame
 
 ROW_COLUMNS = ["model", "method", "seed", "strength", "budget", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
@@ -43,8 +43,7 @@ def write_outcome(run_dir: Path, cfg: RunConfig, status: dict, work: dict, start
     the merged per-method status."""
     if len(cfg.budgets) > 1:  # the tables read the main budget; bench.results.frontier reads them all
         status["_frontier"] = {"budgets": cfg.budgets, "main": cfg.kl_budget}
-    fold_unfinished(run_dir, started_at)  # earlier processes of this run that were stopped midway
-    merged = write_status(run_dir, status, work, started_at)
+    merged = write_status(run_dir, status, work, started_at)  # with this run's processes stopped midway
     if cfg.tables:  # the summary, every table and plot, from the rows just written (what make tables rebuilds)
         from bench.results.tables import build_tables
 

@@ -53,11 +53,13 @@ def write_status(run_dir: Path, status: dict, work: dict, started: float) -> dic
     """Write ``status.json``: this run's per-method status, and under ``_run`` the work record of every process
     that has written this run folder, merged with the file's under a lock, so two runs on one folder do not
     erase each other's record. ``_run.processes`` maps ``host:pid:start`` (``started``: this run's
-    ``time.time()`` at its start) to a record; the top level of ``_run`` holds the totals over them
-    (``forward_passes``, ``wall_seconds``, and each ``computed`` count)."""
+    ``time.time()`` at its start) to a record: the file's, the checkpoints of this run's processes that were
+    stopped midway (folded in and removed, in the same locked read and write) and this process's. The top level
+    of ``_run`` holds the totals over them (``forward_passes``, ``wall_seconds``, and each ``computed`` count)."""
     path = run_dir / "status.json"
     with file_lock(run_dir / ".status.lock"):
         processes = _read_status(path)[2]
+        folded = _fold_unfinished(run_dir, started, processes)
         processes[process_key(started)] = work
         computed: dict[str, int] = {}
         for rec in processes.values():
@@ -66,6 +68,11 @@ def write_status(run_dir: Path, status: dict, work: dict, started: float) -> dic
         totals = {k: round(sum(rec.get(k) or 0 for rec in processes.values()), 1) for k in WORK_TOTALS}
         merged = {**status, "_run": {**totals, "computed": computed, "processes": processes}}
         atomic_write_json(path, merged)
+    for checkpoint_file in folded:  # only once their records are in status.json
+        checkpoint_file.unlink(missing_ok=True)
+    folder = run_dir / FOLDER
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
     return merged
 
 
@@ -88,26 +95,16 @@ def checkpoint(run_dir: Path, started: float, work: dict) -> None:
     atomic_write_json(path, {"process": process_key(started), "work": {**work, "unfinished": True}})
 
 
-def fold_unfinished(run_dir: Path, started: float) -> None:
-    """Move the checkpoints of this run's unfinished processes into ``status.json`` (``_run.processes``, where
-    ``write_status`` merges them with the finishing process's record and sums the totals), and drop
-    this process's own checkpoint."""
+def _fold_unfinished(run_dir: Path, started: float, processes: dict[str, dict]) -> list[Path]:
+    """Add the checkpoints of this run's unfinished processes to ``processes`` (a record already there wins) and
+    return every checkpoint file to remove once they are written, this process's own among them."""
     folder = run_dir / FOLDER
     own = _checkpoint_path(run_dir, started)
     others = sorted(p for p in folder.glob("*.json") if p != own) if folder.is_dir() else []
-    if others:
-        path = run_dir / "status.json"
-        with file_lock(run_dir / ".status.lock"):
-            status, record, processes = _read_status(path)
-            for p in others:
-                try:
-                    entry = json.loads(p.read_text())
-                except (OSError, ValueError):  # a checkpoint cut short: its process's time is lost, not the run
-                    continue
-                processes.setdefault(entry["process"], entry["work"])
-            atomic_write_json(path, {**status, "_run": {**record, "processes": processes}})
-        for p in others:
-            p.unlink(missing_ok=True)
-    own.unlink(missing_ok=True)
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
+    for p in others:
+        try:
+            entry = json.loads(p.read_text())
+        except (OSError, ValueError):  # a checkpoint cut short: its process's time is lost, not the run
+            continue
+        processes.setdefault(entry["process"], entry["work"])
+    return [*others, own]
