@@ -97,6 +97,7 @@ def test_failed_method_is_listed_not_hidden(tiny_model_dir, small_data_dir, tmp_
     summary = (run_dir / "summary.md").read_text()
     assert "FAILED: RuntimeError: simulated failure" in summary
     assert json.loads((run_dir / "status.json").read_text())["repeng"]["status"] == "failed"
+    assert "in boom" in (run_dir / "repeng.error.txt").read_text()  # the traceback, kept beside the run
 
 
 def test_remote_code_is_off_unless_asked(tiny_model_dir, monkeypatch):

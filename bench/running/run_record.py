@@ -7,6 +7,8 @@ a function of the computed chunks and the run's facts, written atomically (``ben
 
 from __future__ import annotations
 
+import logging
+import traceback
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +18,7 @@ from bench.results.display import write_summary
 from bench.running.work_log import write_status
 from bench.store import atomic_write_frame
 
+log = logging.getLogger(__name__)
 ROW_COLUMNS = ["model", "method", "seed", "strength", "budget", "coeff", "effective_coeff", "dilemma_idx", "idx", "action_type",
                "logratio", "pmass", "nll", "shared_c0"]
 ROW_ORDER = ["method", "seed", "budget", "coeff", "dilemma_idx", "idx"]  # a fixed order: a rerun writes the same bytes
@@ -52,3 +55,13 @@ def write_outcome(run_dir: Path, cfg: RunConfig, status: dict, work: dict, start
     else:
         print(write_summary(run_dir, cfg.target, cfg.min_pmass))  # seconds: not a stage
     return merged
+
+
+def record_failure(run_dir: Path, name: str, exc: Exception) -> str:
+    """A method that raised: say so loudly, keep its traceback in ``<run>/<name>.error.txt`` and return the
+    one-line reason its status and the table show."""
+    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    log.error("METHOD FAILED: %s could not run (%s); it is listed as failed in the table", name, reason)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / f"{name}.error.txt").write_text(traceback.format_exc())
+    return reason

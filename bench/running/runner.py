@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-import traceback
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,13 +38,13 @@ from bench.model.loading import LoadedModel, load_model, model_slug
 from bench.running.artefacts import ArtefactStore, Fitted
 from bench.running.code_hash import score_code_hash
 from bench.running.cost import MethodPlan, estimate, plan_methods
-from bench.running.provenance import environment, peak_rss_mb
-from bench.running.run_record import write_outcome, write_rows
+from bench.running.provenance import environment
+from bench.running.run_record import record_failure, write_outcome, write_rows
 from bench.running.session import FitSession
 from bench.running.sweep import StatusBook, Sweep
 from bench.running.tuned_defaults import starting_points
 from bench.running.validate import check_method_layers, check_run_overwrite, validate_config
-from bench.running.work_log import checkpoint, discard_committed_record
+from bench.running.work_log import checkpoint, discard_committed_record, process_record
 from bench.store import atomic_write_json, check_writable, stable_hash
 from bench.timing import StageClock
 from methods import get_method_class
@@ -213,10 +212,7 @@ class Runner:
             except SteerbenchError:
                 raise
             except Exception as exc:  # a broken method must not sink the others: record it loudly
-                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                log.error("METHOD FAILED: %s could not run (%s); it is listed as failed in the table", name, reason)
-                (self.run_dir / f"{name}.error.txt").write_text(traceback.format_exc())
-                self.book.fail(name, reason)
+                self.book.fail(name, record_failure(self.run_dir, name, exc))
             self._checkpoint(started, started_at)
         if not self.shard.main:  # its parts are in the store; the main process writes the run
             log.info("process %d of %d: finished my share of the evaluation", self.shard.rank, self.shard.world)
@@ -231,9 +227,7 @@ class Runner:
 
     def _work(self, started: float) -> dict:
         """This process's work record so far (``started``: its ``time.perf_counter()`` at the start)."""
-        return {"forward_passes": self.forward_passes, "computed": self.work, "stage_seconds": self.clock.as_dict(),
-                "estimate": self.estimate,
-                "wall_seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": peak_rss_mb()}
+        return process_record(self.forward_passes, self.work, self.clock.as_dict(), self.estimate, started)
 
     def _checkpoint(self, started: float, started_at: float) -> None:
         if self.shard.main:  # what a killed run spent survives it (bench.running.work_log)

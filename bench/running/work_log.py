@@ -19,8 +19,10 @@ import logging
 import os
 import re
 import socket
+import time
 from pathlib import Path
 
+from bench.running.provenance import peak_rss_mb
 from bench.running.validate import tracked_files
 from bench.store import atomic_write_json, file_lock
 
@@ -33,6 +35,14 @@ def process_key(started: float) -> str:
     """A process's key in a run's work record: host, pid and its run's start time (unique across runs)."""
     when = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return f"{socket.gethostname()}:{os.getpid()}:{when}"
+
+
+def process_record(forward_passes: int, computed: dict, stage_seconds: dict, estimate: dict | None,
+                   started: float) -> dict:
+    """One process's work record so far (``started``: its ``time.perf_counter()`` at the start)."""
+    return {"forward_passes": forward_passes, "computed": computed, "stage_seconds": stage_seconds,
+            "estimate": estimate, "wall_seconds": round(time.perf_counter() - started, 1),
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def _read_status(path: Path) -> tuple[dict, dict, dict[str, dict]]:
